@@ -1,0 +1,46 @@
+# Entry point for users and CI. Only python3 and make are needed: the first target that needs
+# the environment creates .venv and installs the project into it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= default
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EXECUTED := results/notebooks
+PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
+
+.PHONY: help reproduce test lab bench sweep clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.stamp-%: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --quiet -e ".[$*]"
+	@touch $@
+
+reproduce: $(VENV)/.stamp-test  ## run every notebook in order on params/$(PRESET).yaml
+	@mkdir -p $(EXECUTED)
+	@if [ -z "$(NOTEBOOKS)" ]; then echo "no notebooks yet"; fi
+	@set -e; for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb (preset $(PRESET))"; \
+	  $(VENV)/bin/papermill --cwd notebooks "$$nb" "$(EXECUTED)/$$(basename $$nb)" -p preset $(PRESET); \
+	done
+
+test: $(VENV)/.stamp-test  ## unit tests + notebooks under nbval on the quick preset
+	$(VENV)/bin/pytest --nbval-lax tests $(NOTEBOOKS)
+
+lab: $(VENV)/.stamp-test $(VENV)/.stamp-lab  ## open JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(VENV)/.stamp-test  ## every speed benchmark, as ratios to a baseline run alongside
+	@set -e; for t in $$($(PY) -c "from fer_utils.benchmarks import available; print(*available())"); do \
+	  $(PY) -m fer_utils bench $$t --preset $(PRESET); \
+	done
+
+sweep: $(VENV)/.stamp-test  ## experiment 3 over every ratio and seed of the preset
+	$(PY) -m fer_utils sweep --preset $(PRESET)
+
+clean:  ## remove the venv, caches and run outputs (not data/ or figures/)
+	rm -rf $(VENV) results .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

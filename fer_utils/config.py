@@ -1,0 +1,252 @@
+"""Typed, validated parameters: one place for presets, paths and seeds.
+
+A preset is a YAML file under ``params/`` (``quick``, ``default``, ``paper``) or any YAML path
+of the same schema. Every section is a frozen dataclass named after the paper's
+hyper-parameters; unknown keys, wrong types and missing data paths raise ``ConfigError``
+naming the offending key or path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS_DIR = ROOT / "params"
+PRESETS = ("quick", "default", "paper")
+
+
+class ConfigError(ValueError):
+    """A parameter file or override is invalid; the message names the key or path."""
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Sizes of the embedded face world (``fer_utils.facegen``), one subject pool per database."""
+
+    seed: int = 0
+    image_size: int = 128  # rendered side in pixels, before the database's own framing
+    rafd_subjects: int = 67
+    oulu_subjects: int = 80
+    mmi_subjects: int = 30
+    ckplus_subjects: int = 120
+    affectnet_images: int = 20000
+    ffhq_images: int = 10000
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where each database lives on disk; relative paths are taken from the project root."""
+
+    rafd: str = "data/world/rafd"
+    oulu: str = "data/world/oulu"
+    mmi: str = "data/world/mmi"
+    ckplus: str = "data/world/ckplus"
+    affectnet: str = "data/world/affectnet"
+    ffhq: str = "data/world/ffhq"
+    generated: str = "data/generated"
+    cache: str = "data/cache"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Face crop, gray, resize (paper §3.2) and which frames of a sequence to keep."""
+
+    image_size: int = 64
+    margin: float = 0.2  # extra border around the detected face box, as a fraction of its side
+    sequence_frames: int = 3  # last N frames of a labelled sequence (CK+, Oulu), apex window (MMI)
+    workers: int = 0  # 0 = one per CPU core
+    rafd_cameras: list[str] = field(default_factory=lambda: ["090"])
+    oulu_modalities: list[str] = field(default_factory=lambda: ["VL"])
+    oulu_lightings: list[str] = field(default_factory=lambda: ["Strong"])
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Subject-independent split of the real subjects (paper §4.1: 109/10/25 of 144)."""
+
+    train_subjects: int = 109
+    val_subjects: int = 10
+    test_subjects: int = 25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The authors' Keras recipe: Adam 1e-4 (decay 1e-6), batch 64, 50 epochs, patience 5."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-4
+    lr_decay: float = 1e-6
+    patience: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """GAN training (StarGAN: paper §3.1 / yunjey defaults; StyleGAN2: NVlabs defaults)."""
+
+    resolution: int = 64
+    stargan_iters: int = 200000
+    stargan_batch_size: int = 16
+    stargan_conv_dim: int = 64
+    stargan_repeat_num: int = 6
+    n_critic: int = 5
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    stylegan2_kimg: int = 5000
+    stylegan2_batch_size: int = 32
+    r1_gamma: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Generated database (paper §3.1): units of 144 identities, each with six expressions."""
+
+    units: int = 1
+    truncation_psi: float = 0.7
+    batch_size: int = 64
+    stylegan2_weights: str = ""  # empty = the weights shipped with the project
+    stargan_weights: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Experiment 3 (Table 2, Fig 8): real + k units of generated faces, several seeds."""
+
+    ratios: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 10, 15, 20])
+    seeds: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    """All parameters of one run of the compendium."""
+
+    preset: str = "default"
+    device: str = "auto"  # auto = cuda if present, else cpu
+    results_dir: str = "results"
+    figures_dir: str = "figures"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path: absolute as given, relative from the project root."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else ROOT / p
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict, for result JSON files and checkpoints."""
+        return dataclasses.asdict(self)
+
+
+def preset_path(preset: str) -> Path:
+    """Map a preset name (``quick``) or a YAML path to the file to read."""
+    if preset in PRESETS:
+        return PARAMS_DIR / f"{preset}.yaml"
+    path = Path(preset).expanduser()
+    if path.suffix not in {".yaml", ".yml"}:
+        raise ConfigError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)} or a .yaml path")
+    if not path.is_file():
+        raise ConfigError(f"parameter file not found: {path}")
+    return path
+
+
+def load_config(preset: str = "default", overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load a preset and apply dotted overrides such as ``{"train.epochs": 3}``.
+
+    Args:
+        preset: ``quick``, ``default``, ``paper`` or a path to a YAML file of the same schema.
+        overrides: values keyed by dotted name; applied after the file, validated the same way.
+    """
+    path = preset_path(preset)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    raw.setdefault("preset", path.stem if preset not in PRESETS else preset)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return _build(Config, raw, prefix="", source=str(path))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse a command-line ``section.key=value`` (value read as YAML: 3, 0.5, [1, 2], cpu)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    return key.strip(), yaml.safe_load(value)
+
+
+def require_path(cfg: Config, key: str, hint: str = "") -> Path:
+    """Return the existing path configured at dotted ``key``, or raise naming key and path."""
+    section, _, name = key.partition(".")
+    value = getattr(getattr(cfg, section), name) if name else getattr(cfg, section)
+    path = cfg.path(value)
+    if not path.exists():
+        advice = f" ({hint})" if hint else ""
+        raise ConfigError(f"{key}: path does not exist: {path}{advice}")
+    return path
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Write ``value`` at ``a.b`` into the nested dict, creating the section if needed."""
+    *sections, leaf = dotted.split(".")
+    node = raw
+    for name in sections:
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {name!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``raw``, rejecting unknown keys and wrong types."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.')} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        names = ", ".join(prefix + k for k in unknown)
+        raise ConfigError(f"{source}: unknown parameter(s) {names}; known: {', '.join(sorted(known))}")
+    kwargs = {}
+    for name, value in raw.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.", source)
+        else:
+            kwargs[name] = _check_type(value, kind, prefix + name, source)
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, kind: Any, key: str, source: str) -> Any:
+    """Return ``value`` if it fits ``kind`` (int widens to float), else raise naming ``key``."""
+    origin = typing.get_origin(kind)
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list of {item.__name__}, got {value!r}")
+        return [_check_type(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{source}: {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+    return value

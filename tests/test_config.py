@@ -1,0 +1,92 @@
+"""Presets load, and every kind of bad parameter is an error that names the key or path."""
+import pytest
+
+from fer_utils.config import PRESETS, ConfigError, load_config, parse_override, require_path
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_load_with_their_name(preset):
+    cfg = load_config(preset)
+    assert cfg.preset == preset
+    assert cfg.preprocess.image_size == 64  # paper §3.2: every preset feeds the CNN 64x64
+
+
+def test_paper_preset_has_the_papers_protocol():
+    cfg = load_config("paper")
+    assert (cfg.split.train_subjects, cfg.split.val_subjects, cfg.split.test_subjects) == (109, 10, 25)
+    assert cfg.train.epochs == 50 and cfg.train.batch_size == 64 and cfg.train.patience == 5
+    assert cfg.sweep.ratios == [1, 2, 3, 4, 5, 6, 10, 15, 20]
+    assert cfg.sweep.seeds == 5
+    assert (cfg.gan.n_critic, cfg.gan.lambda_cls, cfg.gan.lambda_rec, cfg.gan.lambda_gp) == (5, 1, 10, 10)
+
+
+def test_overrides_apply_and_widen_int_to_float():
+    cfg = load_config("quick", {"train.epochs": 7, "train.lr": 1, "device": "cpu"})
+    assert cfg.train.epochs == 7 and cfg.train.lr == 1.0 and cfg.device == "cpu"
+
+
+def test_unknown_key_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"train\.epochz"):
+        load_config(str(bad))
+
+
+def test_unknown_override_is_named():
+    with pytest.raises(ConfigError, match=r"sweep\.ratio\b"):
+        load_config("quick", {"sweep.ratio": 3})
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("train.epochs", "ten", r"train\.epochs must be int"),
+    ("train.epochs", True, r"train\.epochs must be int"),
+    ("train.lr", "fast", r"train\.lr must be float"),
+    ("sweep.ratios", 5, r"sweep\.ratios must be a list of int"),
+    ("sweep.ratios", [1, "x"], r"sweep\.ratios\[1\] must be int"),
+    ("data.rafd", 3, r"data\.rafd must be str"),
+])
+def test_wrong_type_is_named(key, value, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config("quick", {key: value})
+
+
+def test_section_given_as_scalar_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="train must be a mapping"):
+        load_config(str(bad))
+
+
+def test_missing_preset_file_and_unknown_name():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/params.yaml")
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        load_config("fast")
+
+
+def test_missing_data_path_names_key_and_path(tmp_path):
+    cfg = load_config("quick", {"data.mmi": str(tmp_path / "no_mmi_here")})
+    with pytest.raises(ConfigError, match=r"data\.mmi: path does not exist: .*no_mmi_here"):
+        require_path(cfg, "data.mmi")
+    cfg = load_config("quick", {"data.mmi": str(tmp_path)})
+    assert require_path(cfg, "data.mmi") == tmp_path
+
+
+def test_relative_paths_resolve_from_project_root():
+    cfg = load_config("quick")
+    assert cfg.path(cfg.data.cache).is_absolute()
+    assert (cfg.path("params") / "quick.yaml").is_file()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train.epochs=3", ("train.epochs", 3)),
+    ("sweep.ratios=[1, 5]", ("sweep.ratios", [1, 5])),
+    ("device=cpu", ("device", "cpu")),
+])
+def test_parse_override(text, expected):
+    assert parse_override(text) == expected
+
+
+def test_parse_override_rejects_missing_equals():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("train.epochs")

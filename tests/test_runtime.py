@@ -1,0 +1,40 @@
+"""Atomic writes leave either the old file or the new one, never a partial file."""
+import json
+
+import pytest
+import torch
+
+from fer_utils.runtime import atomic_path, resolve_device, seed_everything, write_json
+
+
+def test_atomic_path_keeps_old_content_when_the_block_fails(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary left behind
+
+
+def test_write_json_round_trips_numpy(tmp_path):
+    import numpy as np
+
+    path = write_json(tmp_path / "a" / "r.json", {"acc": np.float32(0.5), "cm": np.eye(2, dtype=int)})
+    assert json.loads(path.read_text()) == {"acc": 0.5, "cm": [[1, 0], [0, 1]]}
+
+
+def test_seed_everything_repeats_torch_draws():
+    seed_everything(3)
+    a = torch.rand(4)
+    seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            resolve_device("cuda")
