@@ -1,0 +1,383 @@
+"""Paper §3.2 preprocessing: detect the face (OpenCV Haar), crop, gray, 64x64; cache; subject splits.
+
+``load_database(cfg, name)`` lists a database through its adapter, then loads the cached crops
+when the inputs (paths, sizes, mtimes) and the preprocessing parameters are unchanged, or crops
+them on every core and caches them atomically. ``real_splits(cfg)`` gives the paper's
+subject-independent RaFD + Oulu-CASIA split (109/10/25 subjects, §4.1).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__
+from .config import Config, ConfigError, require_path
+from .datasets import Sample, SkipReport, read_database
+from .datasets.io import BadImage, FrameReader
+from .emotions import ALL_LABELS, EMOTIONS
+from .report import markdown_table
+from .runtime import write_json
+
+CASCADE = "haarcascade_frontalface_default.xml"
+CROP_VERSION = 1  # part of the cache key: bump when cropping changes so old caches are not reused
+EXPERIMENT_DATABASES = ("rafd", "oulu", "mmi", "ckplus")  # trained on (rafd, oulu) and tested on
+SPLITS = ("train", "val", "test")
+CHUNK = 64  # samples per worker job; a video's frames are sorted into the same job
+DETECT_SIDE = 320  # Haar runs on images shrunk to this longest side (faces fill >= 1/6 of it)
+MIN_NEIGHBORS = 3  # OpenCV's default; 5 missed 1-5 % more of the quick world's faces
+NO_FACE = "centre (no face found)"
+MANIFEST_FIELDS = ("path", "frame", "database", "subject", "label", "split", "crop")
+
+
+# ---------------------------------------------------------------- face detection and crop
+@functools.lru_cache(maxsize=1)
+def face_detector() -> cv2.CascadeClassifier:
+    """The stock frontal-face Haar cascade; raise if this OpenCV build ships none (opencv 5)."""
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
+    cascade = cv2.CascadeClassifier(str(Path(folder) / CASCADE))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV Haar cascade {CASCADE} is missing or empty in {folder!r}: "
+                           "opencv-python 5.x wheels ship no cascade files; install opencv-python<5 "
+                           "(pip install -c constraints.txt -e .)")
+    return cascade
+
+
+def detect_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Box (x, y, w, h) of the largest frontal face, or None when the cascade finds none."""
+    scale = min(1.0, DETECT_SIDE / max(gray.shape))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    side = max(20, min(small.shape) // 6)
+    faces = face_detector().detectMultiScale(small, scaleFactor=1.1, minNeighbors=MIN_NEIGHBORS, minSize=(side, side))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return tuple(int(round(v / scale)) for v in (x, y, w, h))
+
+
+def crop_square(gray: np.ndarray, box: Sequence[int], margin: float, size: int) -> np.ndarray:
+    """Square crop around ``box`` grown by ``margin`` x its side each way, edge-padded, resized."""
+    x, y, w, h = box
+    side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    pad = max(0, -x0, -y0, x0 + side - gray.shape[1], y0 + side - gray.shape[0])
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    face = gray[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side]
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+
+
+def crop_face(gray: np.ndarray, margin: float, size: int,
+              box: Sequence[int] | None = None) -> tuple[np.ndarray, str]:
+    """Crop the largest detected face; else the database's box (AffectNet); else the centre."""
+    found = detect_face(gray)
+    if found is not None:
+        return crop_square(gray, found, margin, size), "haar"
+    if box is not None:
+        return crop_square(gray, box, 0.0, size), "database box"
+    side = min(gray.shape)
+    centre = ((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)
+    return crop_square(gray, centre, 0.0, size), NO_FACE
+
+
+def _crop_job(job: tuple[list[Sample], float, int]) -> list[tuple[np.ndarray | None, str]]:
+    """Decode and crop one chunk of samples (top level, so worker processes can run it)."""
+    samples, margin, size = job
+    read, out = FrameReader(), []
+    for sample in samples:
+        try:
+            out.append(crop_face(read(sample), margin, size, sample.box))
+        except BadImage as exc:
+            out.append((None, str(exc)))
+    return out
+
+
+def crop_samples(samples: Sequence[Sample], margin: float, size: int, workers: int = 0,
+                 desc: str = "crop") -> list[tuple[np.ndarray | None, str]]:
+    """(crop or None, how it was cropped or why it failed) per sample, on ``workers`` processes."""
+    face_detector()  # fail here, loudly, before any worker starts
+    order = sorted(range(len(samples)), key=lambda i: (samples[i].path, samples[i].frame or 0))
+    chunks = [order[i:i + CHUNK] for i in range(0, len(order), CHUNK)]
+    jobs = [([samples[i] for i in chunk], margin, size) for chunk in chunks]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers > 1:
+        threads = cv2.getNumThreads()
+        # Stop OpenCV's thread pool before forking (a child that touches an inherited pool waits
+        # forever); the workers then run one OpenCV thread each, the pool already using every core.
+        cv2.setNumThreads(1)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                results = list(tqdm(pool.imap(_crop_job, jobs), total=len(jobs), desc=desc, leave=False))
+        finally:
+            cv2.setNumThreads(threads)
+    else:
+        results = [_crop_job(job) for job in tqdm(jobs, desc=desc, leave=False)]
+    out: list[tuple[np.ndarray | None, str]] = [(None, "")] * len(samples)
+    for chunk, result in zip(chunks, results):
+        for i, item in zip(chunk, result):
+            out[i] = item
+    return out
+
+
+# ---------------------------------------------------------------- the preprocessed set
+@dataclass
+class FaceSet:
+    """Cropped faces of one or more databases, with a manifest row per face."""
+
+    images: np.ndarray  # (N, H, W) uint8
+    labels: np.ndarray  # (N,) int64 emotions index, -1 = unlabelled
+    subjects: np.ndarray  # (N,) str "<database>:<subject>", unique across databases
+    databases: np.ndarray  # (N,) str
+    detected: np.ndarray  # (N,) bool, the Haar cascade found the face
+    manifest: list[dict[str, Any]]  # path, frame, database, subject, label, split, crop
+    report: SkipReport = field(default_factory=SkipReport)
+    meta: dict[str, Any] = field(default_factory=dict)  # cache folder, timings, parameters
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def detection_rate(self) -> float:
+        """Share of faces the Haar cascade found (the rest fell back to a box or the centre)."""
+        return float(self.detected.mean()) if len(self) else 0.0
+
+    def select(self, index: np.ndarray, split: str | None = None) -> FaceSet:
+        """The faces at ``index`` (mask or indices), their manifest rows tagged with ``split``."""
+        idx = np.arange(len(self))[index]
+        rows = [dict(self.manifest[i], split=split) if split else self.manifest[i] for i in idx]
+        return FaceSet(self.images[idx], self.labels[idx], self.subjects[idx], self.databases[idx],
+                       self.detected[idx], rows, self.report, dict(self.meta, split=split))
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of faces per class name, in label order."""
+        counts = np.bincount(self.labels[self.labels >= 0], minlength=len(ALL_LABELS))
+        return {ALL_LABELS[i]: int(c) for i, c in enumerate(counts) if c or i < len(EMOTIONS)}
+
+    @classmethod
+    def concat(cls, sets: Sequence[FaceSet]) -> FaceSet:
+        """One set holding every face of ``sets`` (skip reports merged)."""
+        report = SkipReport("+".join(s.report.name for s in sets))
+        for s in sets:
+            report.merge(s.report)
+        return cls(*(np.concatenate([getattr(s, f) for s in sets]) for f in
+                     ("images", "labels", "subjects", "databases", "detected")),
+                   [row for s in sets for row in s.manifest], report, {"parts": [s.meta for s in sets]})
+
+
+def _faceset(images: np.ndarray, labels: np.ndarray, detected: np.ndarray, rows: list[dict[str, Any]],
+             report: SkipReport, meta: dict[str, Any]) -> FaceSet:
+    """Assemble a FaceSet from arrays and manifest rows."""
+    databases = np.array([r["database"] for r in rows], dtype=str)
+    subjects = np.array([f"{r['database']}:{r['subject']}" for r in rows], dtype=str)
+    return FaceSet(images, labels.astype(np.int64), subjects, databases, detected.astype(bool), rows, report, meta)
+
+
+# ---------------------------------------------------------------- cache
+def cache_key(samples: Sequence[Sample], size: int, margin: float) -> str:
+    """Hash of the inputs (path, size, mtime, frame, label, subject, box) and the crop parameters."""
+    params = {"version": CROP_VERSION, "cascade": CASCADE, "detect": [DETECT_SIDE, MIN_NEIGHBORS],
+              "image_size": size, "margin": margin}
+    h = hashlib.sha256(json.dumps(params).encode())
+    stats: dict[str, str] = {}
+    for s in samples:
+        if s.path not in stats:
+            st = os.stat(s.path)
+            stats[s.path] = f"{st.st_size}:{st.st_mtime_ns}"
+        h.update(f"{s.path}|{stats[s.path]}|{s.frame}|{s.label}|{s.subject}|{s.box}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _save_cache(folder: Path, images: np.ndarray, labels: np.ndarray, detected: np.ndarray,
+                rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Write faces.npz, manifest.csv and meta.json into a temp folder, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        np.savez(tmp / "faces.npz", images=images, labels=labels, detected=detected)
+        with (tmp / "manifest.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, MANIFEST_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        write_json(tmp / "meta.json", meta)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():
+                raise
+            # another process cached the same inputs first; its folder is complete and identical
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_cache(folder: Path, report: SkipReport) -> FaceSet:
+    """Read a cache folder written by ``_save_cache``."""
+    meta = json.loads((folder / "meta.json").read_text())
+    with np.load(folder / "faces.npz") as arrays:
+        images, labels, detected = arrays["images"], arrays["labels"], arrays["detected"]
+    with (folder / "manifest.csv").open(newline="") as fh:
+        rows = [dict(r, frame=int(r["frame"]) if r["frame"] else None, label=int(r["label"]))
+                for r in csv.DictReader(fh)]
+    report.merge(SkipReport.from_dict(meta["skipped"]))
+    return _faceset(images, labels, detected, rows, report, dict(meta, cached=True, folder=str(folder)))
+
+
+# ---------------------------------------------------------------- one database
+def _crop_all(name: str, samples: list[Sample], cfg: Config, key: str) -> tuple:
+    """Crop every sample; return arrays, manifest rows, the preprocessing skips and meta."""
+    pp, report = cfg.preprocess, SkipReport(name)
+    t0 = time.perf_counter()
+    results = crop_samples(samples, pp.margin, pp.image_size, pp.workers, desc=name)
+    seconds = time.perf_counter() - t0
+    keep = [i for i, (img, _) in enumerate(results) if img is not None]
+    for img, why in results:
+        if img is None:
+            report.skip("unreadable image", why)
+    images = np.stack([results[i][0] for i in keep]) if keep else np.zeros((0, pp.image_size, pp.image_size), np.uint8)
+    labels = np.array([-1 if samples[i].label is None else samples[i].label for i in keep], np.int64)
+    detected = np.array([results[i][1] == "haar" for i in keep], bool)
+    rows = [{"path": samples[i].path, "frame": samples[i].frame, "database": name, "subject": samples[i].subject,
+             "label": int(labels[j]), "split": samples[i].extra.get("split", ""), "crop": results[i][1]}
+            for j, i in enumerate(keep)]
+    crops = {how: sum(r["crop"] == how for r in rows) for how in ("haar", "database box", NO_FACE)}
+    meta = {"database": name, "key": key, "fer_utils": __version__, "preprocess": dataclasses.asdict(pp),
+            "images": len(keep), "crops": crops, "detection_rate": float(detected.mean()) if keep else 0.0,
+            "seconds": seconds, "images_per_s": len(samples) / seconds if seconds else 0.0,
+            "skipped": report.to_dict()}
+    return images, labels, detected, rows, report, meta
+
+
+def load_database(cfg: Config, name: str, root: str | Path | None = None, include_neutral: bool = False) -> FaceSet:
+    """Preprocessed faces of one database: from the cache when inputs and parameters match.
+
+    Args:
+        cfg: ``cfg.data.<name>`` (root), ``cfg.data.cache``, ``cfg.preprocess`` (size, margin,
+            frames, workers, cameras, modalities, lightings).
+        name: an adapter name (rafd, oulu, mmi, ckplus, affectnet, ffhq, fer2013, folder, generated).
+        root: the database folder, instead of ``cfg.data.<name>``.
+        include_neutral: keep neutral and contempt as well as the six classes.
+    """
+    if root is None:
+        if not hasattr(cfg.data, name):
+            raise ConfigError(f"data.{name} is not a configured path; pass root= for database {name!r}")
+        root = require_path(cfg, f"data.{name}", f"run `python -m fer_utils world --preset {cfg.preset}` "
+                                                 f"or point data.{name} at your copy")
+    report = SkipReport(name)
+    samples = read_database(name, root, cfg, report, include_neutral)
+    key = cache_key(samples, cfg.preprocess.image_size, cfg.preprocess.margin)
+    folder = cfg.path(cfg.data.cache) / f"{name}{'-all' if include_neutral else ''}-{key}"
+    if (folder / "meta.json").is_file():
+        return _load_cache(folder, report)
+    images, labels, detected, rows, crop_report, meta = _crop_all(name, samples, cfg, key)
+    _save_cache(folder, images, labels, detected, rows, meta)
+    report.merge(crop_report)
+    print(f"{name}: {len(rows)} faces in {meta['seconds']:.1f} s ({meta['images_per_s']:.0f} images/s), "
+          f"face found in {meta['detection_rate']:.1%}; {report.summary()}")
+    return _faceset(images, labels, detected, rows, report, dict(meta, cached=False, folder=str(folder)))
+
+
+# ---------------------------------------------------------------- subject-independent splits
+def scale_counts(counts: Sequence[int], n: int) -> list[int]:
+    """Scale split sizes to ``n`` subjects proportionally (largest remainder), at least 1 each."""
+    if n < len(counts):
+        raise ValueError(f"{n} subjects cannot fill {len(counts)} splits with at least one subject each")
+    if sum(counts) == n:
+        return list(counts)
+    raw = np.asarray(counts, float) * n / sum(counts)
+    out = np.maximum(1, np.floor(raw)).astype(int)
+    while out.sum() < n:
+        out[np.argmax(raw - out)] += 1
+    while out.sum() > n:
+        out[np.argmax(np.where(out > 1, out - raw, -np.inf))] -= 1
+    return out.tolist()
+
+
+def split_subjects(subjects: Sequence[str] | np.ndarray, counts: Sequence[int] = (109, 10, 25), seed: int = 0,
+                   names: Sequence[str] = SPLITS) -> dict[str, list[str]]:
+    """Assign each distinct subject to one split, seeded (paper §4.1: 109/10/25 subjects).
+
+    Args:
+        subjects: subject ids, repeats allowed (one per face is fine).
+        counts: subjects per split; scaled proportionally when they do not sum to the number
+            of distinct subjects (e.g. 109/10/25 of the paper's 144).
+        seed: permutation seed (``cfg.split.seed``).
+        names: split names, one per count.
+    """
+    unique = sorted(set(map(str, subjects)))
+    sizes = scale_counts(counts, len(unique))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    bounds = np.cumsum([0, *sizes])
+    return {name: sorted(unique[i] for i in order[lo:hi]) for name, lo, hi in zip(names, bounds[:-1], bounds[1:])}
+
+
+def _check_split(part: FaceSet, split: str) -> None:
+    """Refuse an empty split or one missing a class (DESIGN: never a silently smaller dataset)."""
+    counts = part.class_counts()
+    missing = [name for name in EMOTIONS if not counts.get(name)]
+    if not len(part) or missing:
+        raise ValueError(f"split {split!r} has {len(part)} faces and no {', '.join(missing) or 'faces'}: "
+                         "use more subjects (world.*_subjects or your data) or other split sizes")
+
+
+def real_splits(cfg: Config, databases: Sequence[str] = ("rafd", "oulu")) -> dict[str, FaceSet]:
+    """RaFD + Oulu-CASIA faces split by subject into train/val/test (paper §4.1, ``cfg.split``)."""
+    faces = FaceSet.concat([load_database(cfg, name) for name in databases])
+    sc = cfg.split
+    units = split_subjects(faces.subjects, (sc.train_subjects, sc.val_subjects, sc.test_subjects), sc.seed)
+    out = {}
+    for split, members in units.items():
+        out[split] = faces.select(np.isin(faces.subjects, members), split=split)
+        _check_split(out[split], split)
+    return out
+
+
+# ---------------------------------------------------------------- every database of the experiments
+def summary_rows(sets: dict[str, FaceSet]) -> list[list[str]]:
+    """Database, faces, detection rate, crops that fell back, skipped: one row per database."""
+    return [[name, str(len(s)), f"{s.detection_rate:.1%}", str(int((~s.detected).sum())), str(s.report.total)]
+            for name, s in sets.items()]
+
+
+SUMMARY_HEADER = ("database", "images", "detection rate", "fallback crops", "skipped")
+
+
+def ensure_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES) -> list[str]:
+    """Write the embedded world for each database whose configured folder is missing; return those.
+
+    A folder that exists is left alone (it may be your licensed copy), unless it is a world
+    database whose writing was interrupted (``fer_utils.facegen`` then rewrites it).
+    """
+    from .facegen.world import INCOMPLETE, ensure_world
+
+    roots = {name: cfg.path(getattr(cfg.data, name)) for name in databases}
+    todo = [name for name, root in roots.items() if not root.exists() or (root / INCOMPLETE).exists()]
+    if todo:
+        ensure_world(cfg, only=todo)
+    return todo
+
+
+def preprocess_all(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES) -> dict[str, FaceSet]:
+    """Preprocess (or load from the cache) every database the experiments use; print a summary."""
+    for name in databases:  # check every path before spending time on the first database
+        require_path(cfg, f"data.{name}", f"run `python -m fer_utils world --preset {cfg.preset}` "
+                                          f"or point data.{name} at your copy")
+    sets = {name: load_database(cfg, name) for name in databases}
+    print(markdown_table(SUMMARY_HEADER, summary_rows(sets)))
+    for s in sets.values():
+        if s.report.total:
+            print(s.report.summary())
+    return sets
