@@ -1,0 +1,291 @@
+"""One training engine for every experiment: the authors' Keras recipe, S seeds in one pass.
+
+A run trains an ensemble of S members (one per seed) with ``torch.func``: parameters are stacked
+along a leading axis and the model is vmapped, so five seeds cost about one run; a single model
+is simply S = 1. Each member draws its own batches and dropout masks and has its own early
+stopping and best weights; training ends when every member has stopped.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .models import build_model
+from .runtime import atomic_path, resolve_device, seed_everything
+
+
+VMAP_DEVICES = {"cuda"}  # where members run as one vmapped call (kernel-launch bound, so it pays)
+
+
+@dataclass(frozen=True)
+class ArraySplit:
+    """Cached faces of one split: uint8 images (N, 64, 64) and int64 labels (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Reject empty, mismatched or wrongly typed arrays before they reach torch."""
+        if self.images.dtype != np.uint8 or self.images.ndim != 3:
+            raise ValueError(f"images must be uint8 (N, H, W), got {self.images.dtype} {self.images.shape}")
+        if len(self.images) == 0 or len(self.images) != len(self.labels):
+            raise ValueError(f"need N > 0 images and as many labels, got {len(self.images)} and {len(self.labels)}")
+
+
+@dataclass
+class FitResult:
+    """One trained member: best-weights model (eval mode) and its per-epoch history."""
+
+    model: nn.Module
+    seed: int
+    history: dict[str, list[float]]
+    best_epoch: int
+    stopped_epoch: int
+    seconds: float
+    img_per_s: float
+
+
+@dataclass
+class _State:
+    """Everything a checkpoint holds besides the stacked parameters and the optimizer."""
+
+    epoch: int
+    history: list[dict[str, list[float]]]
+    best_loss: list[float]
+    best_epoch: list[int]
+    wait: list[int]
+    stopped: list[int]  # epoch a member stopped at, 0 while it still trains
+    seconds: float
+    images_seen: int
+
+
+def _set_threads(device: torch.device) -> None:
+    """Use every core this process may run on (CPU is a first-class target)."""
+    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+
+
+def _to_device(split: ArraySplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the whole split on the device as uint8; batches are sliced and scaled there."""
+    return torch.from_numpy(split.images).to(device), torch.from_numpy(split.labels.astype(np.int64)).to(device)
+
+
+def _init_members(model_name: str, seeds: tuple[int, ...], device: torch.device) -> tuple[nn.Module, dict, dict]:
+    """Build one model per seed and stack their weights: a meta 'base' plus (S, ...) tensors."""
+    models = []
+    for seed in seeds:
+        seed_everything(seed)  # member init; the last seed also seeds the shared dropout stream
+        models.append(build_model(model_name).to(device))
+    params, buffers = stack_module_state(models)  # each (S, *shape)
+    base = copy.deepcopy(models[0]).to("meta")
+    return base, params, buffers
+
+
+def _forward(base: nn.Module, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+    """Run every member on its own batch: x (S, B, 1, H, W) -> logits (S, B, C)."""
+    def one(p: dict, b: dict, xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (p, b), (xi,))
+    if x.shape[0] > 1 and x.device.type in VMAP_DEVICES:
+        return vmap(one, randomness="different")(params, buffers, x)
+    # CPU is compute-bound and vmap's grouped-conv rule is ~2x slower there: loop the members
+    return torch.stack([one({k: v[s] for k, v in params.items()}, {k: v[s] for k, v in buffers.items()}, x[s])
+                        for s in range(x.shape[0])])
+
+
+def _batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather (S, B) indices into scaled inputs (S, B, 1, H, W) and labels (S, B)."""
+    return images[idx].unsqueeze(2).float().div_(255.0), labels[idx]
+
+
+def _member_loss(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and correct count per member: logits (S, B, C), y (S, B) -> (S,), (S,)."""
+    loss = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").mean(dim=1)
+    return loss, (logits.argmax(dim=2) == y).sum(dim=1)
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    """bf16 mixed precision on the GPU; full fp32 on CPU (reproducible, and not slower there)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _train_epoch(run: dict, gens: list[torch.Generator], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over the training split per member; returns mean loss and accuracy, both (S,)."""
+    images, labels, device = run["train"][0], run["train"][1], run["device"]
+    run["base"].train()
+    n = len(labels)
+    perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])  # (S, N)
+    loss_sum = torch.zeros(len(gens), device=device)
+    correct = torch.zeros(len(gens), device=device)
+    for i in range(0, n, batch_size):
+        x, y = _batch(images, labels, perms[:, i:i + batch_size])  # (S, B, 1, H, W), (S, B)
+        with _autocast(device):
+            logits = _forward(run["base"], run["params"], run["buffers"], x)  # (S, B, C)
+        loss, hits = _member_loss(logits, y)
+        run["opt"].zero_grad(set_to_none=True)
+        loss.sum().backward()  # members share no weights: each gets its own gradient
+        run["opt"].step()
+        run["sched"].step()
+        loss_sum += loss.detach() * y.shape[1]
+        correct += hits
+    return loss_sum / n, correct / n
+
+
+@torch.no_grad()
+def _eval_epoch(run: dict, n_members: int, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validation loss and accuracy of every member, (S,) each, without host syncs."""
+    images, labels = run["val"]
+    run["base"].eval()
+    n = len(labels)
+    loss_sum = torch.zeros(n_members, device=labels.device)
+    correct = torch.zeros(n_members, device=labels.device)
+    for i in range(0, n, batch_size):
+        idx = torch.arange(i, min(i + batch_size, n), device=labels.device).expand(n_members, -1)
+        x, y = _batch(images, labels, idx)
+        with _autocast(labels.device):
+            logits = _forward(run["base"], run["params"], run["buffers"], x)
+        loss, hits = _member_loss(logits, y)
+        loss_sum += loss * y.shape[1]
+        correct += hits
+    return loss_sum / n, correct / n
+
+
+def _early_stopping(state: _State, run: dict, epoch: int, metrics: dict[str, list[float]], patience: int) -> None:
+    """Log the epoch for members still training; keep best weights; stop after `patience` misses."""
+    for s, hist in enumerate(state.history):
+        if state.stopped[s]:
+            continue
+        for key, values in metrics.items():
+            hist[key].append(values[s])
+        if metrics["val_loss"][s] < state.best_loss[s]:
+            state.best_loss[s], state.best_epoch[s], state.wait[s] = metrics["val_loss"][s], epoch, 0
+            for name, p in run["params"].items():
+                run["best"][name][s].copy_(p.detach()[s])
+        else:
+            state.wait[s] += 1
+            if state.wait[s] >= patience:
+                state.stopped[s] = epoch
+
+
+def _save(path: Path, run: dict, state: _State, gens: list[torch.Generator], meta: dict) -> None:
+    """Write model, optimizer, history, epoch, RNG states and config in one atomic file."""
+    payload = {
+        "meta": meta, "state": dataclasses.asdict(state),
+        "params": run["params"], "best": run["best"],
+        "opt": run["opt"].state_dict(), "sched": run["sched"].state_dict(),
+        "gens": [g.get_state() for g in gens], "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+@torch.no_grad()
+def _resume(path: Path, run: dict, gens: list[torch.Generator], meta: dict) -> _State:
+    """Load a checkpoint written by ``_save`` into the live run, refusing a different run's file."""
+    ckpt = torch.load(path, map_location=run["device"], weights_only=True)
+    if ckpt["meta"] != meta:
+        raise RuntimeError(f"checkpoint {path} belongs to another run: {ckpt['meta']} != {meta}; delete it or pick another path")
+    for name in run["params"]:
+        run["params"][name].copy_(ckpt["params"][name])
+        run["best"][name].copy_(ckpt["best"][name])
+    run["opt"].load_state_dict(ckpt["opt"])
+    run["sched"].load_state_dict(ckpt["sched"])
+    for g, st in zip(gens, ckpt["gens"]):
+        g.set_state(st.cpu())
+    torch.set_rng_state(ckpt["torch_rng"].cpu())
+    if ckpt["cuda_rng"]:
+        torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
+    return _State(**ckpt["state"])
+
+
+def _new_run(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, device: torch.device,
+             seeds: tuple[int, ...]) -> dict:
+    """Stacked members, Adam with Keras' time-based decay, data resident on the device."""
+    base, params, buffers = _init_members(model_name, seeds, device)
+    opt = torch.optim.Adam(params.values(), lr=cfg.lr, eps=1e-7)  # Keras' Adam epsilon
+    decay = cfg.lr_decay  # Keras: lr_t = lr / (1 + decay * iterations), per batch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0 / (1.0 + decay * it))
+    best = {k: v.detach().clone() for k, v in params.items()}
+    return {"base": base, "params": params, "buffers": buffers, "opt": opt, "sched": sched, "best": best,
+            "device": device, "train": _to_device(train, device), "val": _to_device(val, device)}
+
+
+def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, device: str | torch.device = "auto",
+        seeds: tuple[int, ...] = (0,), checkpoint: Path | None = None, progress: bool = True) -> list[FitResult]:
+    """Train one member per seed in a single batched pass; return each with its best weights.
+
+    Args:
+        model_name: registry name, ``"cnn"`` (paper Table 1) or ``"vgg16"``.
+        train, val: cached uint8 faces; early stopping watches the val loss (Keras default).
+        cfg: epochs, batch size, Adam lr and decay, patience (``TrainConfig``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+        seeds: one member per seed (its init, batch order and dropout); ``(s,)`` = a single model.
+        checkpoint: file written atomically after each epoch and resumed from if present.
+        progress: show a tqdm bar over epochs.
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    _set_threads(device)
+    run = _new_run(model_name, train, val, cfg, device, tuple(seeds))
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
+    meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "n_train": len(train.labels)}
+    keys = ("loss", "acc", "val_loss", "val_acc")
+    state = _State(0, [{k: [] for k in keys} for _ in seeds], [float("inf")] * len(seeds),
+                   [0] * len(seeds), [0] * len(seeds), [0] * len(seeds), 0.0, 0)
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = _resume(Path(checkpoint), run, gens, meta)
+    bar = tqdm(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, disable=not progress,
+               desc=f"{model_name} x{len(seeds)}")
+    for epoch in bar:
+        if all(state.stopped):
+            break
+        t0 = time.perf_counter()
+        tr = _train_epoch(run, gens, cfg.batch_size)
+        va = _eval_epoch(run, len(seeds))
+        values = torch.stack([*tr, *va]).tolist()  # the one host sync of the epoch
+        state.seconds += time.perf_counter() - t0
+        state.images_seen += len(train.labels) * len(seeds)
+        _early_stopping(state, run, epoch + 1, dict(zip(keys, values)), cfg.patience)
+        state.epoch = epoch + 1
+        bar.set_postfix(val_loss=f"{min(values[2]):.3f}", val_acc=f"{max(values[3]):.3f}")
+        if checkpoint is not None:
+            _save(Path(checkpoint), run, state, gens, meta)
+    return _results(model_name, run, state, tuple(seeds))
+
+
+def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...]) -> list[FitResult]:
+    """Unstack the best weights into one eval-mode model per member."""
+    out = []
+    for s, seed in enumerate(seeds):
+        model = build_model(model_name).to(run["device"])
+        model.load_state_dict({k: v[s] for k, v in run["best"].items()} | {k: v[s] for k, v in run["buffers"].items()})
+        speed = state.images_seen / state.seconds if state.seconds else 0.0
+        out.append(FitResult(model.eval(), seed, state.history[s], state.best_epoch[s],
+                             state.stopped[s] or state.epoch, state.seconds, speed))
+    return out
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, device: str | torch.device = "auto", batch_size: int = 512) -> np.ndarray:
+    """Class probabilities (N, C) for uint8 faces (N, H, W), in eval mode."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    model = model.to(device).eval()
+    x_all = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # (N, H, W) uint8
+    probs = []
+    for i in range(0, len(x_all), batch_size):
+        x = x_all[i:i + batch_size].unsqueeze(1).float().div_(255.0)  # (B, 1, H, W)
+        with _autocast(device):
+            probs.append(torch.softmax(model(x).float(), dim=1))
+    return torch.cat(probs).cpu().numpy()

@@ -1,0 +1,115 @@
+"""The training engine: seeds, resume, early stopping and batched members behave like Keras runs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fer_utils.config import TrainConfig
+from fer_utils.models import MODELS
+from fer_utils import train as train_mod
+from fer_utils.train import ArraySplit, fit, predict
+
+CFG = TrainConfig(epochs=4, batch_size=16, lr=1e-2, lr_decay=1e-3, patience=2)
+
+
+def _tiny(dropout: float) -> nn.Module:
+    """A model small enough that a test trains it in well under a second."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(),  # (B, 4, 16, 16)
+        nn.Dropout(dropout), nn.Flatten(), nn.Linear(4 * 16 * 16, 6),
+    )
+
+
+@pytest.fixture(autouse=True)
+def tiny_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the tiny model, with and without dropout, for these tests only."""
+    monkeypatch.setitem(MODELS, "tiny", lambda: _tiny(0.5))
+    monkeypatch.setitem(MODELS, "tiny_nodrop", lambda: _tiny(0.0))
+
+
+def _split(n: int, seed: int) -> ArraySplit:
+    """Random faces whose top-left patch brightness encodes the label (learnable, noisy)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 6, n)
+    images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
+    images[:, :8, :8] = (labels * 40)[:, None, None]
+    return ArraySplit(images, labels)
+
+
+TRAIN, VAL = _split(80, 0), _split(40, 1)
+
+
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    """Parameters as a flat list, for comparisons."""
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_same_seed_same_numbers() -> None:
+    """Same seed and device give identical history and weights."""
+    a, b = (fit("tiny", TRAIN, VAL, CFG, "cpu", progress=False)[0] for _ in range(2))
+    assert a.history == b.history
+    assert all(torch.equal(x, y) for x, y in zip(_weights(a.model), _weights(b.model)))
+
+
+def test_resume_matches_uninterrupted(tmp_path) -> None:
+    """Stopping after 2 epochs and resuming from the checkpoint ends where one run ends."""
+    full = fit("tiny", TRAIN, VAL, CFG, "cpu", checkpoint=tmp_path / "full.pt", progress=False)[0]
+    short = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    fit("tiny", TRAIN, VAL, short, "cpu", checkpoint=tmp_path / "part.pt", progress=False)
+    resumed = fit("tiny", TRAIN, VAL, CFG, "cpu", checkpoint=tmp_path / "part.pt", progress=False)[0]
+    assert resumed.history == full.history
+    assert all(torch.equal(x, y) for x, y in zip(_weights(resumed.model), _weights(full.model)))
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
+    """A checkpoint written for other seeds is not silently reused."""
+    fit("tiny", TRAIN, VAL, CFG, "cpu", seeds=(0,), checkpoint=tmp_path / "c.pt", progress=False)
+    with pytest.raises(RuntimeError, match="another run"):
+        fit("tiny", TRAIN, VAL, CFG, "cpu", seeds=(1,), checkpoint=tmp_path / "c.pt", progress=False)
+
+
+def test_early_stopping_restores_best_weights() -> None:
+    """The returned model is the epoch of lowest val loss, and training stops `patience` later."""
+    cfg = TrainConfig(epochs=30, batch_size=16, lr=3e-2, lr_decay=0.0, patience=2)
+    res = fit("tiny_nodrop", TRAIN, VAL, cfg, "cpu", progress=False)[0]
+    val_loss = res.history["val_loss"]
+    assert res.best_epoch == int(np.argmin(val_loss)) + 1
+    assert res.stopped_epoch == len(val_loss)
+    assert res.stopped_epoch == cfg.epochs or res.stopped_epoch == res.best_epoch + cfg.patience
+    probs = predict(res.model, VAL.images, "cpu")
+    loss = -np.log(probs[np.arange(len(VAL.labels)), VAL.labels]).mean()
+    assert loss == pytest.approx(min(val_loss), rel=1e-4)
+
+
+@pytest.mark.parametrize("vmapped", [False, True])
+def test_batched_members_match_sequential_runs(vmapped: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two seeds trained together (looped or vmapped) equal the two trained one by one (dropout off)."""
+    monkeypatch.setattr(train_mod, "VMAP_DEVICES", {"cuda", "cpu"} if vmapped else {"cuda"})
+    both = fit("tiny_nodrop", TRAIN, VAL, CFG, "cpu", seeds=(0, 1), progress=False)
+    for member, seed in zip(both, (0, 1)):
+        alone = fit("tiny_nodrop", TRAIN, VAL, CFG, "cpu", seeds=(seed,), progress=False)[0]
+        assert member.history.keys() == alone.history.keys()
+        for key in alone.history:
+            np.testing.assert_allclose(member.history[key], alone.history[key], rtol=1e-4, atol=1e-5)
+        for x, y in zip(_weights(member.model), _weights(alone.model)):
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_split_is_rejected() -> None:
+    """Empty or float arrays fail at the boundary with a clear message."""
+    with pytest.raises(ValueError, match="N > 0"):
+        ArraySplit(np.zeros((0, 64, 64), np.uint8), np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="uint8"):
+        ArraySplit(np.zeros((2, 64, 64), np.float32), np.zeros(2, np.int64))
+
+
+def test_benchmark_reports_both_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    """The training benchmark runs both loops on CPU and prints the device and the ratio."""
+    from fer_utils.benchmarks import train as bench
+    from fer_utils.config import Config
+
+    out = bench.run(Config(device="cpu"), n=128)
+    assert out["naive_img_per_s"] > 0 and out["ratio"] > 0
+    assert "device: cpu" in capsys.readouterr().out
