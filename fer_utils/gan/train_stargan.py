@@ -1,0 +1,206 @@
+"""StarGAN training (Choi et al. 2018; yunjey/stargan ``solver.py``, RaFD mode: one-hot labels, cross-entropy)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..runtime import resolve_device, seed_everything
+from .stargan import Discriminator, Generator
+from .training import images_to_tensor, load_checkpoint, save_checkpoint, save_grid
+from .weights import save_weights
+
+
+@dataclass(frozen=True)
+class StarGANTrainConfig:
+    """Hyper-parameters, named and defaulted as in yunjey/stargan ``main.py``."""
+
+    image_size: int = 128
+    c_dim: int = 7
+    g_conv_dim: int = 64
+    d_conv_dim: int = 64
+    g_repeat_num: int = 6
+    d_repeat_num: int = 6
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    batch_size: int = 16
+    num_iters: int = 200000
+    num_iters_decay: int = 100000
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    n_critic: int = 5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_update_step: int = 1000
+    sample_step: int = 1000
+    model_save_step: int = 10000
+    seed: int = 0
+
+
+def gradient_penalty(out_src: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Return mean((||d out_src / d x_hat||_2 - 1)^2) (WGAN-GP)."""
+    dydx = torch.autograd.grad(out_src, x_hat, torch.ones_like(out_src), create_graph=True)[0]
+    return ((dydx.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def d_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, label_org: torch.Tensor, c_trg: torch.Tensor,
+           cfg: StarGANTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Discriminator loss: -D_src(x) + D_src(G(x, c_trg)) + lambda_cls * cls(x) + lambda_gp * GP."""
+    out_src, out_cls = D(x_real)
+    d_loss_real = -out_src.mean()
+    d_loss_cls = F.cross_entropy(out_cls, label_org)
+    x_fake = G(x_real, c_trg).detach()
+    d_loss_fake = D(x_fake)[0].mean()
+    alpha = torch.rand(x_real.size(0), 1, 1, 1, device=x_real.device)
+    x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
+    d_loss_gp = gradient_penalty(D(x_hat)[0], x_hat)
+    loss = d_loss_real + d_loss_fake + cfg.lambda_cls * d_loss_cls + cfg.lambda_gp * d_loss_gp
+    return loss, {"D/loss_real": d_loss_real.item(), "D/loss_fake": d_loss_fake.item(),
+                  "D/loss_cls": d_loss_cls.item(), "D/loss_gp": d_loss_gp.item()}
+
+
+def g_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, c_org: torch.Tensor, c_trg: torch.Tensor,
+           label_trg: torch.Tensor, cfg: StarGANTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Generator loss: -D_src(G(x, c_trg)) + lambda_rec * |x - G(G(x, c_trg), c_org)| + lambda_cls * cls."""
+    x_fake = G(x_real, c_trg)
+    out_src, out_cls = D(x_fake)
+    g_loss_fake = -out_src.mean()
+    g_loss_cls = F.cross_entropy(out_cls, label_trg)
+    g_loss_rec = (x_real - G(x_fake, c_org)).abs().mean()
+    loss = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
+    return loss, {"G/loss_fake": g_loss_fake.item(), "G/loss_rec": g_loss_rec.item(), "G/loss_cls": g_loss_cls.item()}
+
+
+def learning_rates(cfg: StarGANTrainConfig, step: int) -> tuple[float, float]:
+    """Return (g_lr, d_lr) after ``step`` iterations: constant, then linear decay to 0 over num_iters_decay.
+
+    Updated every lr_update_step like the original; yunjey subtracts lr/num_iters_decay of the *current*
+    lr, which with the defaults only reaches 0.999 lr0 (gan_formats.md §1); we decay linearly as intended.
+    """
+    start = cfg.num_iters - cfg.num_iters_decay
+    done = (step // cfg.lr_update_step) * cfg.lr_update_step - start
+    scale = 1.0 - max(done, 0) / max(cfg.num_iters_decay, 1)
+    return cfg.g_lr * scale, cfg.d_lr * scale
+
+
+def check_labels(labels: np.ndarray, n: int, c_dim: int) -> torch.Tensor:
+    """Validate class indices (N,) in [0, c_dim) and return them as int64."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"expected {n} labels (one per image), got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= c_dim):
+        raise ValueError(f"labels must lie in [0, {c_dim}), got range [{labels.min()}, {labels.max()}]")
+    return torch.as_tensor(labels, dtype=torch.int64)
+
+
+def sample_batch(x_all: torch.Tensor, labels_all: torch.Tensor, batch_size: int,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw (x_real, label_org, label_trg): random horizontal flips as the original transform, shuffled targets."""
+    device = x_all.device
+    idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
+    flip = (torch.rand(batch_size, generator=gen) < 0.5).to(device).view(-1, 1, 1, 1)
+    x_real = torch.where(flip, x_all[idx].flip(3), x_all[idx])  # (B, 3, S, S)
+    label_org = labels_all[idx]
+    return x_real, label_org, label_org[torch.randperm(batch_size, generator=gen).to(device)]
+
+
+def train_step(G: Generator, D: Discriminator, g_opt: torch.optim.Optimizer, d_opt: torch.optim.Optimizer,
+               x_real: torch.Tensor, label_org: torch.Tensor, label_trg: torch.Tensor, cfg: StarGANTrainConfig,
+               step: int) -> dict[str, float]:
+    """One iteration: a D update, and a G update every n_critic iterations; return the loss terms."""
+    c_org = F.one_hot(label_org, cfg.c_dim).float()
+    c_trg = F.one_hot(label_trg, cfg.c_dim).float()
+    loss, log = d_loss(G, D, x_real, label_org, c_trg, cfg)
+    d_opt.zero_grad()
+    loss.backward()
+    d_opt.step()
+    if (step + 1) % cfg.n_critic == 0:
+        loss, g_log = g_loss(G, D, x_real, c_org, c_trg, label_trg, cfg)
+        g_opt.zero_grad()
+        loss.backward()
+        g_opt.step()
+        log.update(g_log)
+    return log
+
+
+@torch.no_grad()
+def save_samples(G: Generator, x_fixed: torch.Tensor, c_dim: int, path: str | os.PathLike) -> Path:
+    """Write a grid: the fixed inputs in the first row, then one row per target domain."""
+    G.eval()
+    rows = [x_fixed] + [G(x_fixed, F.one_hot(torch.full((len(x_fixed),), k, device=x_fixed.device), c_dim).float())
+                        for k in range(c_dim)]
+    G.train()
+    return save_grid(torch.cat(rows), path, nrow=len(x_fixed))
+
+
+def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfig, out_dir: str | os.PathLike,
+                  device: str = "auto", progress: bool = True) -> tuple[Generator, list[dict[str, float]]]:
+    """Train StarGAN on uint8 faces (N, S, S[, 3]) with expression indices (N,); resumes from out_dir.
+
+    Args:
+        images: uint8 faces, S = cfg.image_size.
+        labels: class indices in [0, cfg.c_dim) (one-hot targets, RaFD mode).
+        cfg: hyper-parameters (yunjey defaults).
+        out_dir: receives ``checkpoint.pt`` (resumable), ``samples/*.png`` and ``stargan_G.safetensors``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show a tqdm bar.
+    """
+    device = resolve_device(device)
+    seed_everything(cfg.seed)
+    x_all = images_to_tensor(images, cfg.image_size).to(device)  # (N, 3, S, S)
+    labels_all = check_labels(labels, len(x_all), cfg.c_dim).to(device)
+    G = Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat_num).to(device)
+    D = Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num).to(device)
+    g_opt = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
+    d_opt = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
+    out_dir = Path(out_dir)
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint
+    start, history = resume(out_dir / "checkpoint.pt", cfg, G, D, g_opt, d_opt, gen)
+    for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
+        # 1. batch and target domains, 2. D and G updates, 3. learning-rate decay
+        x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen)
+        history.append(train_step(G, D, g_opt, d_opt, x_real, label_org, label_trg, cfg, i))
+        for opt, lr in zip((g_opt, d_opt), learning_rates(cfg, i + 1)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        # 4. samples and resumable checkpoints
+        if (i + 1) % cfg.sample_step == 0:
+            save_samples(G, x_all[:8], cfg.c_dim, out_dir / "samples" / f"{i + 1:06d}-images.png")
+        if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
+            save_checkpoint(out_dir / "checkpoint.pt", dict(
+                step=i + 1, config=dataclasses.asdict(cfg), G=G.state_dict(), D=D.state_dict(),
+                g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), rng=gen.get_state(),
+                torch_rng=torch.get_rng_state(), history=history))
+    export_generator(G, cfg, out_dir / "stargan_G.safetensors")
+    return G, history
+
+
+def resume(path: Path, cfg: StarGANTrainConfig, G: Generator, D: Discriminator, g_opt: torch.optim.Optimizer,
+           d_opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list[dict[str, float]]]:
+    """Restore a checkpoint written by ``train_stargan`` with the same config; return (step, history)."""
+    ckpt = load_checkpoint(path)
+    if ckpt is None:
+        return 0, []
+    if ckpt["config"] != dataclasses.asdict(cfg):
+        raise ValueError(f"{path} was written with a different config; use another out_dir or delete it")
+    G.load_state_dict(ckpt["G"])
+    D.load_state_dict(ckpt["D"])
+    g_opt.load_state_dict(ckpt["g_opt"])
+    d_opt.load_state_dict(ckpt["d_opt"])
+    gen.set_state(ckpt["rng"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return int(ckpt["step"]), list(ckpt["history"])
+
+
+def export_generator(G: Generator, cfg: StarGANTrainConfig, path: Path) -> Path:
+    """Save the trained generator as safetensors with its config and training provenance."""
+    config = dict(conv_dim=cfg.g_conv_dim, c_dim=cfg.c_dim, repeat_num=cfg.g_repeat_num)
+    return save_weights(G, path, config, provenance={"trainer": "fer_utils.gan.train_stargan",
+                                                      "config": dataclasses.asdict(cfg)})

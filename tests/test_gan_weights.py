@@ -1,0 +1,190 @@
+"""Weight files: safetensors round trip, yunjey .ckpt import, StyleGAN2-ADA .pkl import without executing code."""
+import collections
+import copy
+import os
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from fer_utils.gan import stargan, stylegan2
+from fer_utils.gan.weights import (load_stargan_ckpt, load_stylegan2_pkl, load_weights, read_metadata,
+                                   read_network_pkl, save_weights)
+
+TINY_G = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
+              mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=32))
+TINY_STARGAN = dict(conv_dim=8, c_dim=7, repeat_num=2)
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and torch.allclose(sa[k].double(), sb[k].double(), atol=atol, rtol=atol), k
+
+
+# ---------------------------------------------------------------- safetensors
+
+@pytest.mark.parametrize("build, config", [
+    (stargan.Generator, TINY_STARGAN),
+    (stargan.Discriminator, dict(image_size=32, conv_dim=4, c_dim=7, repeat_num=4)),
+    (stylegan2.Generator, TINY_G),
+    (stylegan2.Discriminator, dict(c_dim=2, img_resolution=16, channel_base=128, channel_max=32)),
+])
+@pytest.mark.parametrize("fp16", [False, True])
+def test_safetensors_round_trip(tmp_path, build, config, fp16):
+    torch.manual_seed(0)
+    net = build(**config)
+    path = save_weights(net, tmp_path / "net.safetensors", config, provenance={"source": "test"}, fp16=fp16)
+    meta = read_metadata(path)
+    assert meta["config"] == config and meta["provenance"] == {"source": "test"} and meta["fp16"] is fp16
+    assert_same_state(load_weights(path), net, atol=2e-3 if fp16 else 0.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["net.safetensors"]  # atomic: no temporary left
+
+
+def test_fp16_file_is_about_half_the_size(tmp_path):
+    net = stargan.Generator(**TINY_STARGAN)
+    full = save_weights(net, tmp_path / "a.safetensors", TINY_STARGAN).stat().st_size
+    half = save_weights(net, tmp_path / "b.safetensors", TINY_STARGAN, fp16=True).stat().st_size
+    assert half < 0.6 * full
+
+
+def test_loaded_stylegan2_generator_renders_the_same_images(tmp_path):
+    torch.manual_seed(0)
+    G = stylegan2.Generator(**TINY_G).eval()
+    G2 = load_weights(save_weights(G, tmp_path / "g.safetensors", G.config()))
+    z = torch.randn(2, 16)
+    assert torch.equal(G(z, None, truncation_psi=0.7, noise_mode="const"),
+                       G2(z, None, truncation_psi=0.7, noise_mode="const"))
+
+
+def test_load_weights_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        load_weights(tmp_path / "nope.safetensors")
+
+
+# ---------------------------------------------------------------- yunjey .ckpt
+
+@pytest.mark.parametrize("zip_container", [True, False])  # torch >= 1.6 zip, or the legacy stream of 2018 files
+def test_yunjey_ckpt_round_trip(tmp_path, zip_container):
+    torch.manual_seed(0)
+    G, D = stargan.Generator(**TINY_STARGAN), stargan.Discriminator(32, 4, 7, 4)
+    torch.save(G.state_dict(), tmp_path / "200000-G.ckpt", _use_new_zipfile_serialization=zip_container)
+    torch.save(D.state_dict(), tmp_path / "200000-D.ckpt", _use_new_zipfile_serialization=zip_container)
+    assert_same_state(load_stargan_ckpt(tmp_path / "200000-G.ckpt", stargan.Generator(**TINY_STARGAN)), G)
+    assert_same_state(load_stargan_ckpt(tmp_path / "200000-D.ckpt", stargan.Discriminator(32, 4, 7, 4)), D)
+
+
+def test_pytorch_040_ckpt_without_num_batches_tracked_loads(tmp_path):
+    G = stargan.Generator(**TINY_STARGAN)
+    state = {k: v for k, v in G.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "1-G.ckpt")
+    load_stargan_ckpt(tmp_path / "1-G.ckpt", stargan.Generator(**TINY_STARGAN))
+
+
+def test_ckpt_with_wrong_c_dim_fails_loudly(tmp_path):
+    torch.save(stargan.Generator(**TINY_STARGAN).state_dict(), tmp_path / "1-G.ckpt")
+    with pytest.raises(RuntimeError, match="main.0.weight"):
+        load_stargan_ckpt(tmp_path / "1-G.ckpt", stargan.Generator(conv_dim=8, c_dim=5, repeat_num=2))
+
+
+# ---------------------------------------------------------------- StyleGAN2-ADA .pkl
+
+class _Evil:
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return self.func, (self.arg,)
+
+
+@pytest.mark.parametrize("kind", ["os.system", "builtins.exec"])
+def test_malicious_pickle_is_refused_without_side_effect(tmp_path, kind):
+    marker = tmp_path / "pwned"
+    payload = (_Evil(os.system, f"touch {marker}") if kind == "os.system"
+               else _Evil(exec, f"open({str(marker)!r}, 'w').write('x')"))
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": payload}))
+    with pytest.raises(pickle.UnpicklingError, match=r"refused global ((posix|os|nt)\.system|builtins\.exec)"):
+        load_stylegan2_pkl(path)
+    assert not marker.exists()
+
+
+def _fake_nvlabs_modules():
+    """Fake ``torch_utils.persistence`` and ``dnnlib.util`` so the test can write an official-style pickle."""
+    persistence = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):  # never called: loading must not import this module
+        raise AssertionError("the real persistence code must not run")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    util = types.ModuleType("dnnlib.util")
+    util.EasyDict = type("EasyDict", (dict,), {"__module__": "dnnlib.util", "__qualname__": "EasyDict"})
+    modules = {"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
+               "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util}
+    return modules, persistence, util.EasyDict
+
+
+MODULE_SRC = "import os\nos.system('touch /tmp/fer_utils_module_src_ran')\n"  # must never be executed
+
+
+class _Persistent:
+    """Pickles like a ``@persistence.persistent_class`` instance (persistence.py ``_version = 6``)."""
+
+    def __init__(self, reconstruct, module, class_name, init_kwargs):
+        self.reconstruct, self.class_name = reconstruct, class_name
+        self.state = dict(module.__dict__)
+        self.state["_modules"] = collections.OrderedDict(
+            (k, _Persistent(reconstruct, v, type(v).__name__, {})) for k, v in module._modules.items())
+        self.state.update(_init_args=(), _init_kwargs=init_kwargs, extra_gain=np.float64(0.5))
+
+    def __reduce__(self):
+        meta = dict(type="class", version=6, module_src=MODULE_SRC, class_name=self.class_name, state=self.state)
+        return self.reconstruct, (meta,)
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+def test_official_structure_pickle_loads_into_our_generator(tmp_path, monkeypatch, protocol):
+    torch.manual_seed(0)
+    G_ema = copy.deepcopy(stylegan2.Generator(**TINY_G)).eval().requires_grad_(False)
+    G_ema.mapping.w_avg.normal_()
+    D = stylegan2.Discriminator(img_resolution=16, channel_base=128, channel_max=32).eval().requires_grad_(False)
+    modules, persistence, EasyDict = _fake_nvlabs_modules()
+    with monkeypatch.context() as m:
+        for name, module in modules.items():
+            m.setitem(sys.modules, name, module)
+        rec = persistence._reconstruct_persistent_obj
+        kwargs = EasyDict(TINY_G, mapping_kwargs=EasyDict(num_layers=2),
+                          synthesis_kwargs=EasyDict(channel_base=128, channel_max=32, num_fp16_res=0, conv_clamp=None,
+                                                    architecture="skip"))
+        snapshot = {"G": _Persistent(rec, G_ema, "Generator", kwargs), "D": _Persistent(rec, D, "Discriminator", {}),
+                    "G_ema": _Persistent(rec, G_ema, "Generator", kwargs), "augment_pipe": None,
+                    "training_set_kwargs": EasyDict(class_name="training.dataset.ImageFolderDataset", path="faces.zip",
+                                                    use_labels=False, max_size=16, xflip=False, resolution=16)}
+        (tmp_path / "network-snapshot-000000.pkl").write_bytes(pickle.dumps(snapshot, protocol=protocol))
+    assert "torch_utils.persistence" not in sys.modules and "dnnlib.util" not in sys.modules
+    path = tmp_path / "network-snapshot-000000.pkl"
+    assert read_network_pkl(path)["training_set_kwargs"]["resolution"] == 16
+    G = load_stylegan2_pkl(path)
+    assert_same_state(G, G_ema)
+    assert not os.path.exists("/tmp/fer_utils_module_src_ran")
+    z = torch.randn(2, 16)
+    assert torch.equal(G(z, None, noise_mode="const"), G_ema(z, None, noise_mode="const"))
+
+
+def test_pickle_with_unsupported_architecture_is_rejected(tmp_path, monkeypatch):
+    modules, persistence, EasyDict = _fake_nvlabs_modules()
+    G = stylegan2.Generator(**TINY_G)
+    with monkeypatch.context() as m:
+        for name, module in modules.items():
+            m.setitem(sys.modules, name, module)
+        kwargs = dict(TINY_G, synthesis_kwargs=dict(channel_base=128, channel_max=32, architecture="resnet"))
+        stub = _Persistent(persistence._reconstruct_persistent_obj, G, "Generator", kwargs)
+        (tmp_path / "g.pkl").write_bytes(pickle.dumps({"G_ema": stub}))
+    with pytest.raises(ValueError, match="architecture"):
+        load_stylegan2_pkl(tmp_path / "g.pkl")
