@@ -79,19 +79,22 @@ def learning_curves(history: Mapping[str, Sequence[float]], title: str = "",
     return save_figure(fig, path)
 
 
-def ratio_curve(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]],
+def ratio_curve(curves: Mapping[str, tuple[Sequence[str], Sequence[float], Sequence[float], Sequence[float]]],
                 title: str = "", path: str | os.PathLike | None = None) -> Figure:
-    """Accuracy vs k (units of generated faces per real unit) with 95% CI bands (paper Fig 8).
+    """Accuracy per training configuration with 95% CI bands (paper Fig 8: real, synth, k = 1, 2, ...).
 
     Args:
-        curves: label -> (k values, mean accuracy, CI low, CI high), one line per test database.
+        curves: line label -> (point labels, mean accuracy, CI low, CI high), one line per test
+            database; points are evenly spaced in the given order, as in the paper's figure.
     """
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        for label, (k, mean, lo, hi) in curves.items():
-            (line,) = ax.plot(k, mean, "o-", ms=4, label=label)
-            ax.fill_between(k, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-            ax.set_xticks(k)
-        ax.set(xlabel="k (generated units per real unit)", ylabel="accuracy", ylim=(0, 1), title=title)
+        for label, (points, mean, lo, hi) in curves.items():
+            x = np.arange(len(points))
+            (line,) = ax.plot(x, mean, "o-", ms=4, label=label)
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.set_xticks(x, points)
+        ax.set(xlabel="training faces (k = generated units per real unit)", ylabel="accuracy", ylim=(0, 1),
+               title=title)
         ax.legend(frameon=False)
     return save_figure(fig, path)

@@ -9,7 +9,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .runtime import atomic_path
+from .config import ROOT, Config
+from .runtime import atomic_path, versions
 
 
 def pct(value: float | None, ci: Sequence[float] | None = None) -> str:
@@ -41,3 +42,19 @@ def update_readme_section(readme: Path, name: str, body: str) -> bool:
         with atomic_path(readme) as tmp:
             tmp.write_text(new)
     return True
+
+
+def publish(cfg: Config, name: str, title: str, table: str) -> Path:
+    """Save a result table under ``results_dir/tables/`` and, for the run that owns ``figures/``, the README.
+
+    Only a run whose figures go to the README's ``figures/`` folder (the default preset) may
+    rewrite the README's tables, so the tables and the figures beside them come from one run.
+    """
+    header = f"*{title}* — preset `{cfg.preset}`, {versions()['machine']}, GPU: {versions()['cuda']}."
+    body = f"{header}\n\n{table}\n"
+    path = cfg.path(cfg.results_dir) / "tables" / f"{name}.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text(body)
+    if cfg.path(cfg.figures_dir).resolve() == (ROOT / "figures").resolve():
+        update_readme_section(ROOT / "README.md", name, body)
+    return path

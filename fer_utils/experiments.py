@@ -1,0 +1,209 @@
+"""The paper's experiments as functions: choose the training faces, train, evaluate everywhere, save.
+
+Experiment 1 (``real``), 2 (``synth``), 3 (``mix`` with ratio k) and §4.4 (``vgg``) differ only in
+their training faces and model, so they share one path: ``run_experiment``. Ratio 0 is
+experiment 1. Every run writes ``<results_dir>/<experiment>/<run>.json`` (params, seed, data
+hash, versions, metrics, history) and ``<run>.safetensors`` (its best weights), so
+06_cross_eval can find and re-evaluate every trained model, and a rerun skips finished runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import Config, ConfigError, require_path
+from .evaluate import evaluate, save_run
+from .models import build_model
+from .preprocess import SPLITS, FaceSet, load_database, real_splits
+from .runtime import atomic_path
+from .train import ArraySplit, fit, predict
+
+EXPERIMENTS = ("real", "synth", "mix", "vgg")
+CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
+UNIT_PATTERN = re.compile(r"^generated:u(\d+)_")  # subject folders written by fer_utils.gan.generate
+
+
+@dataclass
+class RunResult:
+    """One trained model of one experiment: where it is saved and how it scored."""
+
+    experiment: str
+    ratio: int
+    seed: int
+    name: str
+    path: Path  # the run's JSON; weights beside it with suffix .safetensors
+    metrics: dict[str, dict[str, Any]]  # split or database -> evaluate() dict
+    history: dict[str, list[float]]
+
+
+# ---------------------------------------------------------------- training faces per experiment
+def unit_of(subjects: np.ndarray) -> np.ndarray:
+    """Generated unit index of each subject id ``generated:uNN_...`` (one unit = 144 identities)."""
+    units = []
+    for subject in subjects:
+        match = UNIT_PATTERN.match(str(subject))
+        if match is None:
+            raise ValueError(f"generated subject {subject!r} is not named uNN_<identity>; "
+                             "was the folder written by `python -m fer_utils generate`?")
+        units.append(int(match.group(1)))
+    return np.array(units, dtype=np.int64)
+
+
+def generated_splits(cfg: Config, units: int) -> dict[str, FaceSet]:
+    """The first ``units`` generated units, split by their folders (109/10/25 identities each)."""
+    root = require_path(cfg, "data.generated", "run notebooks/01_generate.ipynb or `python -m fer_utils generate`")
+    faces = load_database(cfg, "generated", root)
+    unit = unit_of(faces.subjects)
+    have = int(unit.max()) + 1
+    if units > have:
+        raise ConfigError(f"ratio {units} needs {units} generated units but {root} holds {have}; "
+                          f"raise generate.units and run the generation again")
+    split = np.array([row["split"] for row in faces.manifest])
+    return {name: faces.select((unit < units) & (split == name), split=name) for name in SPLITS}
+
+
+def experiment_splits(cfg: Config, experiment: str, ratio: int = 0) -> dict[str, FaceSet]:
+    """Train/val/test faces of one experiment; mixed runs also get ``test_real`` (real subjects only).
+
+    The paper's mixed test set grows more synthetic with k, which flatters the score, so the
+    real-only test subjects are always scored as well.
+    """
+    check_experiment(experiment, ratio)
+    if experiment == "synth":
+        return generated_splits(cfg, 1)
+    real = real_splits(cfg)
+    if ratio == 0:
+        return real
+    generated = generated_splits(cfg, ratio)
+    mixed = {name: FaceSet.concat([real[name], generated[name]]) for name in SPLITS}
+    return {**mixed, "test_real": real["test"]}
+
+
+def check_experiment(experiment: str, ratio: int) -> None:
+    """Reject an unknown experiment or a ratio it cannot take, naming the value."""
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
+    if ratio < 0 or (experiment in {"real", "synth"} and ratio) or (experiment == "mix" and ratio < 1):
+        raise ConfigError(f"experiment {experiment!r} cannot take ratio {ratio}: real and synth take 0, "
+                          "mix takes k >= 1 (ratio 0 is the real experiment), vgg takes k >= 0")
+
+
+def run_name(experiment: str, ratio: int, seed: int) -> str:
+    """File stem of a run: ``real-seed0``, ``mix-k5-seed2``, ``vgg-k0-seed0``."""
+    ratio_part = f"-k{ratio}" if experiment in {"mix", "vgg"} else ""
+    return f"{experiment}{ratio_part}-seed{seed}"
+
+
+def data_hash(splits: dict[str, FaceSet]) -> str:
+    """Hash of every split's faces and labels: two runs with the same hash saw the same data."""
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(splits[name].images).tobytes())
+        h.update(splits[name].labels.astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- weights
+def save_model(model: nn.Module, model_name: str, path: Path) -> Path:
+    """Write a trained classifier's weights as safetensors (atomic), tagged with its registry name."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"model": model_name})
+    return path
+
+
+def load_model(path: Path) -> nn.Module:
+    """Rebuild a classifier written by ``save_model`` (eval mode, CPU)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        name = (f.metadata() or {}).get("model")
+    if name is None:
+        raise ValueError(f"{path}: no 'model' entry in the safetensors metadata; not written by save_model")
+    model = build_model(name)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+# ---------------------------------------------------------------- one experiment, S seeds
+def cross_database_sets(cfg: Config) -> dict[str, FaceSet]:
+    """MMI and CK+ faces (the six classes), for blind cross-database testing."""
+    return {name: load_database(cfg, name) for name in CROSS_DATABASES}
+
+
+def score(model: nn.Module, sets: dict[str, FaceSet], device: str, seed: int) -> dict[str, dict[str, Any]]:
+    """``evaluate()`` of one model on every named face set."""
+    return {name: evaluate(predict(model, faces.images, device), faces.labels, seed=seed)
+            for name, faces in sets.items()}
+
+
+def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
+    """What defines a run besides its seed and data: written to its JSON, compared on resume."""
+    params = {"experiment": experiment, "ratio": ratio, "model": "vgg16" if experiment == "vgg" else "cnn",
+              "preset": cfg.preset, "train": dataclasses.asdict(cfg.train), "split": dataclasses.asdict(cfg.split),
+              "preprocess": dataclasses.asdict(cfg.preprocess)}
+    if experiment == "synth" or ratio:
+        params["generate"] = dataclasses.asdict(cfg.generate)
+    params["train"].pop("seed")
+    return params
+
+
+def finished_run(path: Path, params: dict[str, Any], hash_: str) -> RunResult | None:
+    """The saved run at ``path`` if it was made with these params and data, else None."""
+    weights = path.with_suffix(".safetensors")
+    if not (path.is_file() and weights.is_file()):
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("params") != params or saved.get("data_hash") != hash_:
+        return None
+    return RunResult(saved["experiment"], params["ratio"], saved["seed"], saved["run"], path, saved["metrics"],
+                     saved["history"])
+
+
+def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | None = None,
+                   seeds: tuple[int, ...] | None = None, progress: bool = True) -> list[RunResult]:
+    """Train one experiment for each seed (batched in one pass), score it everywhere, save it.
+
+    Args:
+        cfg: data paths, split, training recipe, device, ``results_dir``.
+        experiment: ``real`` (Exp 1), ``synth`` (Exp 2), ``mix`` (Exp 3), ``vgg`` (§4.4).
+        ratio: k units of generated faces per real unit (mix >= 1; vgg >= 0; else 0).
+        seed: a single seed; ``seeds`` several; neither = ``cfg.train.seed``.
+        progress: tqdm bar over epochs.
+
+    Runs whose JSON and weights exist with the same params and data hash are loaded, not retrained.
+    """
+    check_experiment(experiment, ratio)
+    seeds = (seed,) if seed is not None else tuple(seeds) if seeds else (cfg.train.seed,)
+    splits = experiment_splits(cfg, experiment, ratio)
+    params, hash_ = run_params(cfg, experiment, ratio), data_hash(splits)
+    folder = cfg.path(cfg.results_dir) / experiment
+    paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
+    done = {s: finished_run(paths[s], params, hash_) for s in seeds}
+    todo = tuple(s for s in seeds if done[s] is None)
+    if todo:
+        tests = splits | cross_database_sets(cfg)
+        checkpoint = folder / f".{run_name(experiment, ratio, todo[0])}-x{len(todo)}.train.pt"
+        fits = fit(params["model"], ArraySplit(splits["train"].images, splits["train"].labels),
+                   ArraySplit(splits["val"].images, splits["val"].labels), cfg.train, cfg.device, todo,
+                   checkpoint=checkpoint, progress=progress)
+        for result in fits:
+            metrics = score(result.model, tests, cfg.device, result.seed)
+            save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
+            fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
+                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(todo)}
+            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, hash_, metrics,
+                     result.history, fit_info)
+            done[result.seed] = finished_run(paths[result.seed], params, hash_)
+        checkpoint.unlink(missing_ok=True)
+    return [done[s] for s in seeds]

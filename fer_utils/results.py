@@ -1,0 +1,126 @@
+"""Read what the experiments saved: find runs, re-score them, summarise across seeds, tabulate.
+
+06_cross_eval and 07_sota start from here, so they work on whatever ``results/`` holds: the
+trained weights are re-evaluated on the MMI and CK+ copies the current config points at (the
+embedded world or your licensed databases), not only read back from the JSON.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+from scipy import stats
+
+from .config import Config
+from .experiments import RunResult, cross_database_sets, load_model, score
+from .preprocess import FaceSet
+from .report import pct
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean accuracy of n seeds with a 95% CI (t across seeds; the bootstrap CI when n = 1)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def text(self) -> str:
+        """``61.2 % [58.0, 64.4] (n=3)`` for tables."""
+        return f"{pct(self.mean, (self.low, self.high))} (n={self.n})"
+
+
+def find_runs(cfg: Config) -> list[RunResult]:
+    """Every saved run under ``cfg.results_dir`` that has both its JSON and its weights."""
+    runs = []
+    for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json")):
+        if not path.with_suffix(".safetensors").is_file():
+            continue
+        saved = json.loads(path.read_text())
+        if "experiment" not in saved or "metrics" not in saved:
+            continue
+        runs.append(RunResult(saved["experiment"], saved["params"]["ratio"], saved["seed"], saved["run"], path,
+                              saved["metrics"], saved["history"]))
+    return runs
+
+
+def rescore(cfg: Config, runs: Sequence[RunResult], sets: dict[str, FaceSet] | None = None) -> list[RunResult]:
+    """The same runs with MMI and CK+ (or ``sets``) metrics recomputed from their saved weights."""
+    sets = sets if sets is not None else cross_database_sets(cfg)
+    out = []
+    for run in runs:
+        model = load_model(run.path.with_suffix(".safetensors"))
+        metrics = run.metrics | score(model, sets, cfg.device, run.seed)
+        out.append(RunResult(run.experiment, run.ratio, run.seed, run.name, run.path, metrics, run.history))
+    return out
+
+
+def summarise(runs: Sequence[RunResult], key: str) -> Summary:
+    """Accuracy on split/database ``key`` of several seeds of one configuration."""
+    if not runs:
+        raise ValueError(f"no runs to summarise for {key!r}")
+    accs = np.array([r.metrics[key]["accuracy"] for r in runs])
+    if len(accs) == 1:
+        low, high = runs[0].metrics[key]["accuracy_ci95"]
+        return Summary(float(accs[0]), low, high, 1)
+    half = stats.t.ppf(0.975, len(accs) - 1) * accs.std(ddof=1) / np.sqrt(len(accs))
+    mean = float(accs.mean())
+    return Summary(mean, max(0.0, mean - half), min(1.0, mean + half), len(accs))
+
+
+def group_runs(runs: Sequence[RunResult]) -> dict[tuple[str, int], list[RunResult]]:
+    """Runs keyed by (experiment, ratio), seeds together, in the paper's order."""
+    groups: dict[tuple[str, int], list[RunResult]] = defaultdict(list)
+    for run in runs:
+        groups[(run.experiment, run.ratio)].append(run)
+    order = {"real": 0, "synth": 1, "mix": 2, "vgg": 3}
+    return dict(sorted(groups.items(), key=lambda item: (order.get(item[0][0], 9), item[0][1])))
+
+
+def group_label(experiment: str, ratio: int) -> str:
+    """Short label of a configuration: ``real``, ``synth``, ``k=5``, ``vgg16``, ``vgg16 k=5``."""
+    if experiment == "mix":
+        return f"k={ratio}"
+    if experiment == "vgg":
+        return "vgg16" + (f" k={ratio}" if ratio else "")
+    return experiment
+
+
+def accuracy_rows(runs: Sequence[RunResult], keys: Sequence[str]) -> list[list[str]]:
+    """One row per configuration: label, seeds, then each key's mean [CI] ('–' where not scored)."""
+    rows = []
+    for (experiment, ratio), members in group_runs(runs).items():
+        cells = [summarise(members, k).text() if all(k in r.metrics for r in members) else "–" for k in keys]
+        rows.append([group_label(experiment, ratio), str(len(members)), *cells])
+    return rows
+
+
+def ratio_points(runs: Sequence[RunResult], key: str) -> tuple[list[str], list[float], list[float], list[float]]:
+    """Figure 8's points on ``key``: real-only, synth-only, then k = 1, 2, ... (CNN runs only)."""
+    labels, mean, low, high = [], [], [], []
+    for (experiment, ratio), members in group_runs(runs).items():
+        if experiment == "vgg":
+            continue
+        s = summarise(members, key)
+        labels.append(group_label(experiment, ratio))
+        mean.append(s.mean)
+        low.append(s.low)
+        high.append(s.high)
+    return labels, mean, low, high
+
+
+def best_run(runs: Sequence[RunResult], experiment: str | None = None) -> RunResult:
+    """The run with the highest validation accuracy (never chosen on a test set)."""
+    pool = [r for r in runs if experiment is None or r.experiment == experiment]
+    if not pool:
+        raise ValueError(f"no saved runs of experiment {experiment!r}")
+    return max(pool, key=lambda r: r.metrics["val"]["accuracy"])
+
+
+def paper_rows(ours: dict[str, Summary], paper: dict[str, float], keys: Sequence[str]) -> list[list[str]]:
+    """Paper-vs-ours rows for ``keys`` ('–' where the paper reports no number)."""
+    return [[key, pct(paper.get(key)), ours[key].text()] for key in keys]

@@ -1,0 +1,136 @@
+"""Experiments share one path: right faces per experiment, saved runs, resume, re-scoring, summaries."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from torch import nn
+
+from fer_utils import experiments, results
+from fer_utils.config import ConfigError, load_config
+from fer_utils.emotions import EMOTIONS
+from fer_utils.models import MODELS
+from fer_utils.preprocess import FaceSet
+
+
+def _tiny() -> nn.Module:
+    """Stands in for the Table-1 CNN so a test trains in a fraction of a second."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 6))
+
+
+def _faces(n: int, seed: int, database: str = "rafd", prefix: str = "s") -> FaceSet:
+    """Faces whose corner brightness encodes the label (learnable), every class present."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(EMOTIONS)
+    images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
+    images[:, :8, :8] = (labels * 40)[:, None, None]
+    subjects = np.array([f"{database}:{prefix}{i % 4}" for i in range(n)])
+    rows = [{"path": f"{i}.png", "split": ""} for i in range(n)]
+    return FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """Quick preset with results in tmp_path, tiny model, synthetic real and cross-database faces."""
+    monkeypatch.setitem(MODELS, "cnn", _tiny)
+    splits = {"train": _faces(60, 0), "val": _faces(24, 1), "test": _faces(24, 2)}
+    monkeypatch.setattr(experiments, "real_splits", lambda cfg: splits)
+    cross = {"mmi": _faces(18, 3, "mmi"), "ckplus": _faces(12, 4, "ckplus")}
+    for module in (experiments, results):
+        monkeypatch.setattr(module, "cross_database_sets", lambda cfg: cross)
+    return load_config("quick", {"results_dir": str(tmp_path / "results"), "train.epochs": 2, "device": "cpu"})
+
+
+def test_real_run_writes_json_and_weights(cfg) -> None:
+    (run,) = experiments.run_experiment(cfg, "real", seed=3, progress=False)
+    saved = json.loads(run.path.read_text())
+    assert run.path.name == "real-seed3.json" and saved["seed"] == 3
+    assert set(saved["metrics"]) == {"train", "val", "test", "mmi", "ckplus"}
+    assert saved["params"]["model"] == "cnn" and len(saved["history"]["loss"]) == 2
+    assert {"best_epoch", "seconds", "img_per_s"} <= set(saved["fit"]) and "torch" in saved["versions"]
+    model = experiments.load_model(run.path.with_suffix(".safetensors"))
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in _tiny().parameters())
+
+
+def test_finished_runs_are_loaded_not_retrained(cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = experiments.run_experiment(cfg, "real", seeds=(0, 1), progress=False)
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    again = experiments.run_experiment(cfg, "real", seeds=(0, 1), progress=False)
+    assert [r.metrics for r in again] == [r.metrics for r in first]
+
+
+def test_changed_recipe_retrains(cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    calls = []
+    real_fit = experiments.fit
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    changed = load_config("quick", {"results_dir": cfg.results_dir, "train.epochs": 2, "train.lr": 1e-3,
+                                    "device": "cpu"})
+    experiments.run_experiment(changed, "real", seed=0, progress=False)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("experiment, ratio", [("real", 2), ("synth", 1), ("mix", 0), ("vgg", -1), ("nope", 0)])
+def test_impossible_experiment_names_the_value(experiment: str, ratio: int) -> None:
+    with pytest.raises(ConfigError, match=str(ratio) if experiment != "nope" else "nope"):
+        experiments.check_experiment(experiment, ratio)
+
+
+def test_unit_of_reads_generated_subject_names() -> None:
+    assert experiments.unit_of(np.array(["generated:u00_id001", "generated:u12_id143"])).tolist() == [0, 12]
+    with pytest.raises(ValueError, match="id7"):
+        experiments.unit_of(np.array(["generated:id7"]))
+
+
+def _generated(root, units: int, write_image) -> None:
+    """A generated database as fer_utils.gan.generate lays it out: split/class/uNN_idK/file."""
+    for unit in range(units):
+        for split, ids in (("train", 2), ("val", 1), ("test", 1)):
+            for k in range(ids):
+                for c, name in enumerate(EMOTIONS):
+                    write_image(root / split / name / f"u{unit:02d}_id{k:03d}" / f"{name}.png", (64, 64), seed=c)
+
+
+def test_mix_adds_k_units_and_keeps_a_real_test(cfg, tmp_path, write_image) -> None:
+    _generated(tmp_path / "gen", 3, write_image)
+    cfg = load_config("quick", {"data.generated": str(tmp_path / "gen"), "data.cache": str(tmp_path / "cache")})
+    splits = experiments.experiment_splits(cfg, "mix", 2)
+    generated = splits["train"].databases == "generated"
+    assert generated.sum() == 2 * 2 * 6  # 2 units x 2 train identities x 6 expressions
+    assert set(experiments.unit_of(splits["train"].subjects[generated])) == {0, 1}
+    assert (splits["test_real"].databases != "generated").all()
+    synth = experiments.experiment_splits(cfg, "synth")
+    assert set(synth["test"].subjects) == {"generated:u00_id000"}
+    with pytest.raises(ConfigError, match="ratio 4 needs 4 generated units"):
+        experiments.experiment_splits(cfg, "mix", 4)
+
+
+def test_missing_generated_database_says_how_to_make_it(tmp_path) -> None:
+    cfg = load_config("quick", {"data.generated": str(tmp_path / "absent")})
+    with pytest.raises(ConfigError, match="data.generated.*01_generate"):
+        experiments.generated_splits(cfg, 1)
+
+
+def test_find_rescore_and_summarise(cfg) -> None:
+    experiments.run_experiment(cfg, "real", seeds=(0, 1, 2), progress=False)
+    runs = results.find_runs(cfg)
+    assert [r.name for r in runs] == ["real-seed0", "real-seed1", "real-seed2"]
+    rescored = results.rescore(cfg, runs)
+    assert [r.metrics["mmi"]["accuracy"] for r in rescored] == [r.metrics["mmi"]["accuracy"] for r in runs]
+    summary = results.summarise(runs, "test")
+    accs = [r.metrics["test"]["accuracy"] for r in runs]
+    assert summary.n == 3 and summary.mean == pytest.approx(np.mean(accs))
+    assert 0.0 <= summary.low <= summary.mean <= summary.high <= 1.0
+    one = results.summarise(runs[:1], "test")
+    assert (one.low, one.high) == tuple(runs[0].metrics["test"]["accuracy_ci95"])
+    assert results.best_run(runs).metrics["val"]["accuracy"] == max(r.metrics["val"]["accuracy"] for r in runs)
+
+
+def test_ratio_points_follow_the_papers_order() -> None:
+    def run(experiment: str, ratio: int, acc: float) -> experiments.RunResult:
+        metrics = {"mmi": {"accuracy": acc, "accuracy_ci95": [acc - 0.1, acc + 0.1]}}
+        return experiments.RunResult(experiment, ratio, 0, "r", None, metrics, {})
+    runs = [run("mix", 5, 0.6), run("vgg", 0, 0.5), run("mix", 1, 0.4), run("synth", 0, 0.3), run("real", 0, 0.2)]
+    labels, mean, low, high = results.ratio_points(runs, "mmi")
+    assert labels == ["real", "synth", "k=1", "k=5"] and mean == [0.2, 0.3, 0.4, 0.6]
