@@ -59,7 +59,7 @@ def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
-    from .experiments import run_sweep
+    from .sweep import run_sweep
 
     failures = run_sweep(cfg)
     return 1 if failures else 0

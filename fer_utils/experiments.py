@@ -72,10 +72,11 @@ def generated_splits(cfg: Config, units: int) -> dict[str, FaceSet]:
 
 
 def experiment_splits(cfg: Config, experiment: str, ratio: int = 0) -> dict[str, FaceSet]:
-    """Train/val/test faces of one experiment; mixed runs also get ``test_real`` (real subjects only).
+    """Train/val/test faces of one experiment; mixed runs also get ``val_real`` and ``test_real``.
 
-    The paper's mixed test set grows more synthetic with k, which flatters the score, so the
-    real-only test subjects are always scored as well.
+    The paper's mixed val and test sets grow more synthetic with k, which flatters the score, so
+    the real-only subjects are scored as well: ``val_real`` chooses the best k, ``test_real``
+    reports it.
     """
     check_experiment(experiment, ratio)
     if experiment == "synth":
@@ -85,7 +86,7 @@ def experiment_splits(cfg: Config, experiment: str, ratio: int = 0) -> dict[str,
         return real
     generated = generated_splits(cfg, ratio)
     mixed = {name: FaceSet.concat([real[name], generated[name]]) for name in SPLITS}
-    return {**mixed, "test_real": real["test"]}
+    return {**mixed, "val_real": real["val"], "test_real": real["test"]}
 
 
 def check_experiment(experiment: str, ratio: int) -> None:

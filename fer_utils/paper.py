@@ -41,3 +41,17 @@ TABLE3_LITERATURE = [
     ("Mollahosseini et al., 2016", "MultiPIE, MMI, CK+, DISFA, FERA, SFEW, FER2013", 0.6420),
     ("Zavarez et al., 2017", "CK+, JAFFE, MMI, RaFD, KDEF, BU-3DFE, ARFace", 0.8858),
 ]
+
+
+def reported(experiment: str, ratio: int = 0) -> dict[str, float]:
+    """What the paper reports for one configuration (accuracy by split or database), possibly nothing."""
+    if experiment == "real" or (experiment == "mix" and ratio == 0):
+        return dict(EXP1_REAL)
+    if experiment == "synth":
+        return dict(EXP2_SYNTH)
+    if experiment == "vgg":
+        return {"mmi": VGG16_MMI} if ratio == 0 else {}
+    out = dict(zip(("train", "test"), TABLE2_MIX.get(ratio, (None, None))))
+    if ratio == FIG8_BEST["ratio"]:
+        out |= {"mmi": FIG8_BEST["mmi"], "ckplus": BEST_CKPLUS}
+    return {k: v for k, v in out.items() if v is not None}

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from . import paper
 from .config import Config
+from .evaluate import paired_sign_flip_test
 from .experiments import RunResult, cross_database_sets, load_model, score
 from .preprocess import FaceSet
 from .report import pct
@@ -124,3 +126,52 @@ def best_run(runs: Sequence[RunResult], experiment: str | None = None) -> RunRes
 def paper_rows(ours: dict[str, Summary], paper: dict[str, float], keys: Sequence[str]) -> list[list[str]]:
     """Paper-vs-ours rows for ``keys`` ('–' where the paper reports no number)."""
     return [[key, pct(paper.get(key)), ours[key].text()] for key in keys]
+
+
+def real_val_accuracy(run: RunResult) -> float | None:
+    """Accuracy on the real validation subjects (what chooses k); None for synthetic-only runs."""
+    if "val_real" in run.metrics:
+        return run.metrics["val_real"]["accuracy"]
+    return None if run.experiment == "synth" else run.metrics["val"]["accuracy"]
+
+
+def best_configuration(runs: Sequence[RunResult], experiments: Sequence[str] = ("real", "mix")) -> list[RunResult]:
+    """Seeds of the configuration with the best mean real-validation accuracy (never a test score)."""
+    groups = {key: members for key, members in group_runs(runs).items() if key[0] in experiments}
+    if not groups:
+        raise ValueError(f"no saved runs of {', '.join(experiments)}")
+    return max(groups.values(), key=lambda members: np.mean([real_val_accuracy(r) for r in members]))
+
+
+def table2_rows(runs: Sequence[RunResult]) -> list[list[str]]:
+    """Table 2 (real + k x generated): the paper's train/test beside ours, plus what it does not report."""
+    rows = []
+    for (experiment, ratio), members in group_runs(runs).items():
+        if experiment != "mix":
+            continue
+        reported = paper.reported(experiment, ratio)
+        cells = [summarise(members, key).text() for key in ("train", "test", "test_real", "mmi", "ckplus")]
+        rows.append([str(ratio), pct(reported.get("train")), cells[0], pct(reported.get("test")), *cells[1:]])
+    return rows
+
+
+TABLE2_HEADER = ("k", "train (paper)", "train (ours)", "test (paper)", "test (ours)", "test, real subjects",
+                 "MMI", "CK+")
+
+
+def paired_rows(runs: Sequence[RunResult], keys: Sequence[str] = ("mmi", "ckplus")) -> list[list[str]]:
+    """Each k against real-only with seeds matched: mean gain and a sign-flip p-value per database."""
+    groups = group_runs(runs)
+    base = {r.seed: r for r in groups.get(("real", 0), [])}
+    rows = []
+    for (experiment, ratio), members in groups.items():
+        paired = [(r, base[r.seed]) for r in members if experiment == "mix" and r.seed in base]
+        if not paired:
+            continue
+        cells = []
+        for key in keys:
+            test = paired_sign_flip_test([r.metrics[key]["accuracy"] for r, _ in paired],
+                                         [b.metrics[key]["accuracy"] for _, b in paired])
+            cells.append(f"{100 * test['mean_diff']:+.1f} pts (p = {test['p_value']:.2f})")
+        rows.append([str(ratio), str(len(paired)), *cells])
+    return rows

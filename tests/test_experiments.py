@@ -134,3 +134,25 @@ def test_ratio_points_follow_the_papers_order() -> None:
     runs = [run("mix", 5, 0.6), run("vgg", 0, 0.5), run("mix", 1, 0.4), run("synth", 0, 0.3), run("real", 0, 0.2)]
     labels, mean, low, high = results.ratio_points(runs, "mmi")
     assert labels == ["real", "synth", "k=1", "k=5"] and mean == [0.2, 0.3, 0.4, 0.6]
+
+
+def _run(experiment: str, ratio: int, seed: int, **accs: float) -> experiments.RunResult:
+    """A saved-run stand-in with the given accuracies."""
+    metrics = {key: {"accuracy": acc, "accuracy_ci95": [acc, acc]} for key, acc in accs.items()}
+    return experiments.RunResult(experiment, ratio, seed, f"{experiment}{ratio}-{seed}", None, metrics, {})
+
+
+def test_best_k_is_chosen_on_real_validation_subjects() -> None:
+    runs = [_run("real", 0, s, val=0.6) for s in range(2)]
+    runs += [_run("mix", 1, s, val=0.99, val_real=0.55) for s in range(2)]  # easy mixed val, worse real val
+    runs += [_run("mix", 5, s, val=0.9, val_real=0.65) for s in range(2)]
+    runs += [_run("synth", 0, s, val=1.0) for s in range(2)]
+    assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("mix", 5)}
+
+
+def test_paired_rows_match_seeds_against_real_only() -> None:
+    runs = [_run("real", 0, s, mmi=0.40, ckplus=0.5) for s in range(3)]
+    runs += [_run("mix", 2, s, mmi=0.45 + 0.01 * s, ckplus=0.5) for s in range(3)]
+    runs += [_run("mix", 3, 7, mmi=0.9, ckplus=0.9)]  # no real run with seed 7: nothing to pair
+    (row,) = results.paired_rows(runs)
+    assert row[:3] == ["2", "3", "+6.0 pts (p = 0.25)"] and row[3].startswith("+0.0 pts")
