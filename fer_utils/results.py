@@ -175,3 +175,14 @@ def paired_rows(runs: Sequence[RunResult], keys: Sequence[str] = ("mmi", "ckplus
             cells.append(f"{100 * test['mean_diff']:+.1f} pts (p = {test['p_value']:.2f})")
         rows.append([str(ratio), str(len(paired)), *cells])
     return rows
+
+
+def table3_rows(ours: Sequence[tuple[str, Sequence[RunResult]]]) -> list[list[str]]:
+    """Table 3 and §4.4: our models on MMI and CK+, then the paper's and the literature's (quoted)."""
+    rows = [[f"{name} (*this run*)", summarise(runs, "mmi").text(), summarise(runs, "ckplus").text()]
+            for name, runs in ours]
+    rows += [["VGG16, real (paper)", pct(paper.VGG16_MMI), "–"],
+             ["CNN, real + 5 x generated (paper)", pct(paper.FIG8_BEST["mmi"]), pct(paper.BEST_CKPLUS)]]
+    rows += [[f"{who}, trained on {data} (quoted by the paper)", "–", pct(acc)]
+             for who, data, acc in paper.TABLE3_LITERATURE[1:]]
+    return rows
