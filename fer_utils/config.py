@@ -128,6 +128,14 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class SotaConfig:
+    """§4.4 / Table 3: VGG16 (134 M parameters) trained with the CNN's recipe but its own epoch cap."""
+
+    vgg_epochs: int = 50
+    vgg_with_generated: bool = True  # also VGG16 on real + best-k generated faces (the paper's future work)
+
+
+@dataclass(frozen=True)
 class Config:
     """All parameters of one run of the compendium."""
 
@@ -143,6 +151,7 @@ class Config:
     gan: GanConfig = field(default_factory=GanConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    sota: SotaConfig = field(default_factory=SotaConfig)
 
     def path(self, value: str) -> Path:
         """Resolve a configured path: absolute as given, relative from the project root."""

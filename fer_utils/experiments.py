@@ -20,7 +20,7 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import Config, ConfigError, require_path
+from .config import Config, ConfigError, TrainConfig, require_path
 from .evaluate import evaluate, save_run
 from .models import build_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits
@@ -148,10 +148,16 @@ def score(model: nn.Module, sets: dict[str, FaceSet], device: str, seed: int) ->
             for name, faces in sets.items()}
 
 
+def recipe(cfg: Config, experiment: str) -> TrainConfig:
+    """The training recipe: the CNN's for every experiment, with VGG16's own epoch cap (``sota``)."""
+    return dataclasses.replace(cfg.train, epochs=cfg.sota.vgg_epochs) if experiment == "vgg" else cfg.train
+
+
 def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
     """What defines a run besides its seed and data: written to its JSON, compared on resume."""
     params = {"experiment": experiment, "ratio": ratio, "model": "vgg16" if experiment == "vgg" else "cnn",
-              "preset": cfg.preset, "train": dataclasses.asdict(cfg.train), "split": dataclasses.asdict(cfg.split),
+              "preset": cfg.preset, "train": dataclasses.asdict(recipe(cfg, experiment)),
+              "split": dataclasses.asdict(cfg.split),
               "preprocess": dataclasses.asdict(cfg.preprocess)}
     if experiment == "synth" or ratio:
         params["generate"] = dataclasses.asdict(cfg.generate)
@@ -196,7 +202,7 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
         tests = splits | cross_database_sets(cfg)
         checkpoint = folder / f".{run_name(experiment, ratio, todo[0])}-x{len(todo)}.train.pt"
         fits = fit(params["model"], ArraySplit(splits["train"].images, splits["train"].labels),
-                   ArraySplit(splits["val"].images, splits["val"].labels), cfg.train, cfg.device, todo,
+                   ArraySplit(splits["val"].images, splits["val"].labels), recipe(cfg, experiment), cfg.device, todo,
                    checkpoint=checkpoint, progress=progress)
         for result in fits:
             metrics = score(result.model, tests, cfg.device, result.seed)
@@ -206,5 +212,6 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
             save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, hash_, metrics,
                      result.history, fit_info)
             done[result.seed] = finished_run(paths[result.seed], params, hash_)
-        checkpoint.unlink(missing_ok=True)
+        for path in folder.glob(f"{checkpoint.stem}*.pt"):  # the run's (or its members') checkpoints
+            path.unlink()
     return [done[s] for s in seeds]

@@ -156,3 +156,10 @@ def test_paired_rows_match_seeds_against_real_only() -> None:
     runs += [_run("mix", 3, 7, mmi=0.9, ckplus=0.9)]  # no real run with seed 7: nothing to pair
     (row,) = results.paired_rows(runs)
     assert row[:3] == ["2", "3", "+6.0 pts (p = 0.25)"] and row[3].startswith("+0.0 pts")
+
+
+def test_vgg_keeps_the_recipe_but_its_own_epoch_cap() -> None:
+    cfg = load_config("quick", {"train.epochs": 7, "sota.vgg_epochs": 2})
+    vgg, cnn = experiments.run_params(cfg, "vgg", 0), experiments.run_params(cfg, "real", 0)
+    assert (vgg["model"], vgg["train"]["epochs"], cnn["train"]["epochs"]) == ("vgg16", 2, 7)
+    assert {k: v for k, v in vgg["train"].items() if k != "epochs"} == {k: v for k, v in cnn["train"].items() if k != "epochs"}

@@ -33,3 +33,11 @@ def test_a_failure_is_reported_and_the_rest_still_run(monkeypatch: pytest.Monkey
     assert all(c[2] == (10, 11, 12) for c in calls)  # seed s of every ratio is paired
     assert failures == ["mix k=1: RuntimeError: out of memory"]
     assert "2 of 3 configurations done" in capsys.readouterr().out
+
+
+def test_benchmark_reports_sequential_and_batched(capsys) -> None:
+    from fer_utils.benchmarks import sweep as bench
+
+    out = bench.run(load_config("quick", {"device": "cpu"}), n=64, seeds=2)
+    assert out["sequential_img_per_s"] > 0 and out["batched_img_per_s"] > 0
+    assert "batched (1 pass)" in capsys.readouterr().out
