@@ -38,3 +38,18 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """Results, figures and the README must not end up private (mkstemp's 0600)."""
+    import os
+    import stat
+
+    from fer_utils.runtime import write_json
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "run.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
