@@ -179,7 +179,7 @@ def finished_run(path: Path, params: dict[str, Any], hash_: str) -> RunResult | 
 
 def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | None = None,
                    seeds: tuple[int, ...] | None = None, progress: bool = True) -> list[RunResult]:
-    """Train one experiment for each seed (batched in one pass), score it everywhere, save it.
+    """Train one experiment for each seed (one vmapped pass on CUDA), score it everywhere, save it.
 
     Args:
         cfg: data paths, split, training recipe, device, ``results_dir``.
