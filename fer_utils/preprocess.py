@@ -58,8 +58,9 @@ def face_detector() -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Box (x, y, w, h) of the largest frontal face, or None when the cascade finds none."""
+def detect_face(image: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Box (x, y, w, h) of the largest frontal face in a gray or RGB image, or None when none is found."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     scale = min(1.0, DETECT_SIDE / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
     side = max(20, min(small.shape) // 6)
@@ -71,7 +72,7 @@ def detect_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def crop_square(gray: np.ndarray, box: Sequence[int], margin: float, size: int) -> np.ndarray:
-    """Square crop around ``box`` grown by ``margin`` x its side each way, edge-padded, resized."""
+    """Square crop (gray or RGB) around ``box`` grown by ``margin`` x its side each way, edge-padded, resized."""
     x, y, w, h = box
     side = max(1, int(round(max(w, h) * (1 + 2 * margin))))
     x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
@@ -84,21 +85,21 @@ def crop_square(gray: np.ndarray, box: Sequence[int], margin: float, size: int) 
 
 def crop_face(gray: np.ndarray, margin: float, size: int,
               box: Sequence[int] | None = None) -> tuple[np.ndarray, str]:
-    """Crop the largest detected face; else the database's box (AffectNet); else the centre."""
+    """Crop the largest detected face; else the database's box (AffectNet); else the centre (gray or RGB)."""
     found = detect_face(gray)
     if found is not None:
         return crop_square(gray, found, margin, size), "haar"
     if box is not None:
         return crop_square(gray, box, 0.0, size), "database box"
-    side = min(gray.shape)
+    side = min(gray.shape[:2])
     centre = ((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)
     return crop_square(gray, centre, 0.0, size), NO_FACE
 
 
-def _crop_job(job: tuple[list[Sample], float, int]) -> list[tuple[np.ndarray | None, str]]:
+def _crop_job(job: tuple[list[Sample], float, int, bool]) -> list[tuple[np.ndarray | None, str]]:
     """Decode and crop one chunk of samples (top level, so worker processes can run it)."""
-    samples, margin, size = job
-    read, out = FrameReader(), []
+    samples, margin, size, colour = job
+    read, out = FrameReader(colour), []
     for sample in samples:
         try:
             out.append(crop_face(read(sample), margin, size, sample.box))
@@ -108,12 +109,12 @@ def _crop_job(job: tuple[list[Sample], float, int]) -> list[tuple[np.ndarray | N
 
 
 def crop_samples(samples: Sequence[Sample], margin: float, size: int, workers: int = 0,
-                 desc: str = "crop") -> list[tuple[np.ndarray | None, str]]:
-    """(crop or None, how it was cropped or why it failed) per sample, on ``workers`` processes."""
+                 desc: str = "crop", colour: bool = False) -> list[tuple[np.ndarray | None, str]]:
+    """(crop or None, how it was cropped or why it failed) per sample, on ``workers`` processes; RGB if ``colour``."""
     face_detector()  # fail here, loudly, before any worker starts
     order = sorted(range(len(samples)), key=lambda i: (samples[i].path, samples[i].frame or 0))
     chunks = [order[i:i + CHUNK] for i in range(0, len(order), CHUNK)]
-    jobs = [([samples[i] for i in chunk], margin, size) for chunk in chunks]
+    jobs = [([samples[i] for i in chunk], margin, size, colour) for chunk in chunks]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers > 1:
         threads = cv2.getNumThreads()

@@ -1,4 +1,4 @@
-"""Decode what a ``Sample`` points at into a gray uint8 image, refusing truncated files loudly."""
+"""Decode what a ``Sample`` points at into a gray (or RGB) uint8 image, refusing truncated files loudly."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,28 +25,28 @@ def _check_complete(path: str, data: bytes) -> None:
         raise BadImage(f"{path}: truncated PNG (no IEND chunk)")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as gray uint8 (H, W)."""
+def read_image(path: str | Path, colour: bool = False) -> np.ndarray:
+    """Read an image file as gray uint8 (H, W), or RGB (H, W, 3) with ``colour`` (GAN training)."""
     path = str(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise BadImage(f"{path}: cannot read: {exc}") from exc
     _check_complete(path, data)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise BadImage(f"{path}: not an image OpenCV can decode")
-    return img
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if colour else img
 
 
-def read_video(path: str | Path) -> list[np.ndarray]:
-    """Read every frame of a video as gray uint8 (H, W) images."""
+def read_video(path: str | Path, colour: bool = False) -> list[np.ndarray]:
+    """Read every frame of a video as gray uint8 (H, W) images, or RGB (H, W, 3) with ``colour``."""
     cap = cv2.VideoCapture(str(path))
     frames = []
     try:
         ok, frame = cap.read()
         while ok:
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB if colour else cv2.COLOR_BGR2GRAY))
             ok, frame = cap.read()
     finally:
         cap.release()
@@ -80,17 +80,19 @@ def pixels_image(sample: Sample) -> np.ndarray:
 class FrameReader:
     """Read samples one after another, decoding each video only once (samples sorted by path)."""
 
-    def __init__(self) -> None:
+    def __init__(self, colour: bool = False) -> None:
+        self.colour = colour
         self._video: tuple[str, list[np.ndarray]] | None = None
 
     def __call__(self, sample: Sample) -> np.ndarray:
-        """Gray uint8 image of one sample; raises ``BadImage`` naming the file."""
+        """Gray uint8 image of one sample (RGB if ``colour``); raises ``BadImage`` naming the file."""
         if "pixels" in sample.extra:
-            return pixels_image(sample)
+            gray = pixels_image(sample)
+            return np.repeat(gray[..., None], 3, axis=2) if self.colour else gray
         if Path(sample.path).suffix.lower() not in VIDEO_SUFFIXES:
-            return read_image(sample.path)
+            return read_image(sample.path, self.colour)
         if self._video is None or self._video[0] != sample.path:
-            self._video = (sample.path, read_video(sample.path))
+            self._video = (sample.path, read_video(sample.path, self.colour))
         frames = self._video[1]
         if sample.frame is None or not 0 <= sample.frame < len(frames):
             raise BadImage(f"{sample.path}: frame {sample.frame} not in the {len(frames)} decoded frames")

@@ -1,0 +1,83 @@
+"""Colour faces for GAN training, cropped once and cached (a resumed run must not re-crop 20k images).
+
+StarGAN learns expressions from AffectNet-like faces of the training list, cropped like the real
+data (Haar, else the database box, margin ``preprocess.margin``), with 7 domains: the six classes
+and neutral (contempt and the validation list are left out, counted). StyleGAN2 learns identities from FFHQ-like faces, which are already
+aligned, so the whole image is only resized (as NVlabs trains on FFHQ).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import Config, require_path
+from ..datasets import Sample, SkipReport, read_database
+from ..datasets.io import BadImage, FrameReader
+from ..emotions import ALL_LABELS, CONTEMPT
+from ..preprocess import cache_key, crop_samples
+from ..runtime import atomic_path
+
+STARGAN_DOMAINS: tuple[str, ...] = ALL_LABELS[:7]  # six expressions + neutral; index = emotions label
+HELD_OUT = frozenset({"val", "test"})  # AffectNet's validation list: the quality metrics' unseen faces
+
+
+def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 faces (N, R, R, 3) at ``gan.resolution`` and labels (N,) (-1 if unlabelled), cached.
+
+    Args:
+        cfg: ``data.<database>`` (root), ``data.cache``, ``gan.resolution``, ``preprocess.margin/workers``.
+        database: ``affectnet`` (cropped, labelled) or ``ffhq`` (aligned, resized whole).
+        labelled: keep neutral as domain 6 and drop contempt (StarGAN); False for StyleGAN2.
+        held_out: the faces GAN training never sees (AffectNet's validation list) instead of the others.
+    """
+    root = require_path(cfg, f"data.{database}", f"run `python -m fer_utils world --preset {cfg.preset}` "
+                                                 f"or point data.{database} at your copy")
+    report = SkipReport(database)
+    samples = read_database(database, root, cfg, report, include_neutral=labelled)
+    for s in samples:
+        if (s.extra.get("split") in HELD_OUT) != held_out:
+            report.skip("held out for evaluation (validation list)" if not held_out else "used for training", s.path)
+        elif labelled and s.label == CONTEMPT:
+            report.skip("excluded class contemptuous (not a StarGAN domain)", s.path)
+    samples = [s for s in samples if (s.extra.get("split") in HELD_OUT) == held_out
+               and not (labelled and s.label == CONTEMPT)]
+    aligned = not labelled
+    size, margin = cfg.gan.resolution, cfg.preprocess.margin
+    key = cache_key(samples, size, -1.0 if aligned else margin)  # -1: whole image, no crop
+    path = cfg.path(cfg.data.cache) / f"gan-{database}{'-heldout' if held_out else ''}-{size}-{key}.npz"
+    if path.is_file():
+        with np.load(path) as arrays:
+            return arrays["images"], arrays["labels"]
+    t0 = time.perf_counter()
+    if aligned:
+        read = FrameReader(colour=True)
+        crops = [_resized(read, s, size) for s in samples]
+    else:
+        crops = crop_samples(samples, margin, size, cfg.preprocess.workers, desc=f"{database} (colour)", colour=True)
+    keep = [i for i, (img, _) in enumerate(crops) if img is not None]
+    for img, why in crops:
+        if img is None:
+            report.skip("unreadable image", why)
+    images = np.stack([crops[i][0] for i in keep])
+    labels = np.array([-1 if samples[i].label is None else samples[i].label for i in keep], np.int64)
+    _save(path, images, labels)
+    print(f"{database}: {len(keep)} colour faces {size}x{size} in {time.perf_counter() - t0:.1f} s "
+          f"(cached in {path.name}); {report.summary()}")
+    return images, labels
+
+
+def _resized(read: FrameReader, sample: Sample, size: int) -> tuple[np.ndarray | None, str]:
+    """The whole image resized to ``size`` (aligned databases), or None and why it is unreadable."""
+    try:
+        return cv2.resize(read(sample), (size, size), interpolation=cv2.INTER_AREA), "whole"
+    except BadImage as exc:
+        return None, str(exc)
+
+
+def _save(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write the arrays as one .npz atomically."""
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, images=images, labels=labels)
