@@ -90,19 +90,28 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class GanConfig:
-    """GAN training (StarGAN: paper §3.1 / yunjey defaults; StyleGAN2: NVlabs defaults)."""
+    """GAN training (StarGAN: paper §3.1 / yunjey ``main.py`` names; StyleGAN2: NVlabs ``train.py`` names)."""
 
-    resolution: int = 64
-    stargan_iters: int = 200000
+    resolution: int = 64  # both GANs; the generated faces are cropped to preprocess.image_size later
+    stargan_iters: int = 200000  # learning rates decay linearly over the second half (yunjey: 100k of 200k)
     stargan_batch_size: int = 16
-    stargan_conv_dim: int = 64
-    stargan_repeat_num: int = 6
+    stargan_g_conv_dim: int = 64
+    stargan_d_conv_dim: int = 64
+    stargan_g_repeat_num: int = 6
+    stargan_d_repeat_num: int = 6  # log2(resolution) - 1 gives a 2x2 patch map, as 6 does at 128 px
+    stargan_model_save_step: int = 10000  # checkpoint and sample grid every this many iterations
     n_critic: int = 5
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
-    stylegan2_kimg: int = 5000
+    stylegan2_kimg: float = 5000  # thousands of real images shown to D
     stylegan2_batch_size: int = 32
+    stylegan2_z_dim: int = 512
+    stylegan2_w_dim: int = 512
+    stylegan2_mapping_layers: int = 8
+    stylegan2_channel_base: int = 16384  # channels at resolution r: min(channel_base // r, channel_max)
+    stylegan2_channel_max: int = 512
+    stylegan2_snapshot_kimg: float = 200  # checkpoint and sample grid every this many kimg
     r1_gamma: float = 1.0
     seed: int = 0
 
@@ -193,6 +202,14 @@ def load_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return _build(Config, raw, prefix="", source=str(path))
+
+
+def overrides_given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the notebook parameters a user set: empty strings and negative numbers mean "the preset's"."""
+    def unset(value: Any) -> bool:
+        return value == "" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0)
+
+    return {key: value for key, value in values.items() if not unset(value)}
 
 
 def parse_override(text: str) -> tuple[str, Any]:

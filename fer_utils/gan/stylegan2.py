@@ -92,15 +92,16 @@ def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None,
                      resample_filter: torch.Tensor, up: int = 1, padding: int = 0,
                      demodulate: bool = True) -> torch.Tensor:
-    """Modulate ``weight`` (O, I, k, k) per sample by ``styles`` (N, I), demodulate, convolve (grouped)."""
+    """Modulated convolution, NVlabs' non-fused form: scale inputs by ``styles`` (N, I), one shared conv,
+    then scale outputs by the demodulation coefficients. Equal to convolving with per-sample weights
+    w * s / ||w * s|| (the fused, grouped form), but a plain conv is several times faster on CPU.
+    """
     n = x.shape[0]
-    out_c, in_c, kh, kw = weight.shape
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # (N, O, I, k, k)
+    x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+    x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
     if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, -1, 1, 1, 1)
-    x = x.reshape(1, -1, *x.shape[2:])  # (1, N*I, H, W)
-    x = conv2d_resample(x, w.reshape(-1, in_c, kh, kw), resample_filter, up=up, padding=padding, groups=n)
-    x = x.reshape(n, -1, *x.shape[2:])  # (N, O, H', W')
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # (N, O, I, k, k)
+        x = x * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, -1, 1, 1).to(x.dtype)
     return x if noise is None else x + noise
 
 

@@ -56,7 +56,8 @@ def d_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, label_org: torc
     out_src, out_cls = D(x_real)
     d_loss_real = -out_src.mean()
     d_loss_cls = F.cross_entropy(out_cls, label_org)
-    x_fake = G(x_real, c_trg).detach()
+    with torch.no_grad():  # D's step needs no gradient through G
+        x_fake = G(x_real, c_trg)
     d_loss_fake = D(x_fake)[0].mean()
     alpha = torch.rand(x_real.size(0), 1, 1, 1, device=x_real.device)
     x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)

@@ -1,0 +1,96 @@
+"""Which generator weights generation uses: the files shipped in ``fer_utils/gan/weights/`` or a user path.
+
+``generate.stylegan2_weights`` / ``generate.stargan_weights`` empty = the shipped files; otherwise
+our ``.safetensors``, a yunjey/sayeh1994 StarGAN ``*-G.ckpt`` (architecture from ``gan.stargan_g_*``,
+7 domains in ImageFolder's alphabetical order) or an NVlabs StyleGAN2-ADA ``.pkl`` (read without
+running pickled code).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import Config, ConfigError
+from ..runtime import write_json
+from . import stargan, stylegan2
+from .data import STARGAN_DOMAINS
+from .weights import load_stargan_ckpt, load_stylegan2_pkl, load_weights, read_metadata
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+PROVENANCE = WEIGHTS_DIR / "provenance.json"
+DATABASES = {"stylegan2": "ffhq", "stargan": "affectnet"}  # what each GAN learns from
+ARCHITECTURE = {"stylegan2": stylegan2.Generator, "stargan": stargan.Generator}
+CKPT_DOMAINS: tuple[str, ...] = tuple(sorted(STARGAN_DOMAINS))  # ImageFolder order of yunjey's RaFD mode
+
+
+def weights_name(model: str, resolution: int, world: bool = True) -> str:
+    """File name of an exported generator, e.g. ``stargan_affectnet_world_64.safetensors``."""
+    return f"{model}_{DATABASES[model]}_{'world' if world else 'custom'}_{resolution}.safetensors"
+
+
+SHIPPED = {model: WEIGHTS_DIR / weights_name(model, 64) for model in DATABASES}
+
+
+def weights_path(cfg: Config, model: str) -> Path:
+    """The weights file ``generate.<model>_weights`` names (empty = shipped); raise naming key and path."""
+    key = f"generate.{model}_weights"
+    value = getattr(cfg.generate, f"{model}_weights")
+    path = cfg.path(value) if value else SHIPPED[model]
+    if not path.is_file():
+        advice = (f"train them with `python -m fer_utils train-gan {model}` and ship them" if not value
+                  else "point it at a .safetensors, .ckpt (StarGAN) or .pkl (StyleGAN2) file")
+        raise ConfigError(f"{key}: weights file not found: {path} ({advice})")
+    return path
+
+
+def load_generator(cfg: Config, model: str, device: torch.device | str = "cpu") -> tuple[nn.Module, Path]:
+    """The ``model`` generator (eval mode, float32, on ``device``) and the file it was read from."""
+    key, path = f"generate.{model}_weights", weights_path(cfg, model)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            G = load_weights(path)
+        elif suffix == ".ckpt" and model == "stargan":
+            G = load_stargan_ckpt(path, stargan.Generator(cfg.gan.stargan_g_conv_dim, len(CKPT_DOMAINS),
+                                                          cfg.gan.stargan_g_repeat_num))
+        elif suffix == ".pkl" and model == "stylegan2":
+            G = load_stylegan2_pkl(path)
+        else:
+            raise ConfigError(f"{key}: {path}: unsupported weights format {suffix!r} for {model}")
+    except (RuntimeError, ValueError, KeyError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{key}: cannot load {path}: {exc} (StarGAN .ckpt files are built with "
+                          "gan.stargan_g_conv_dim / gan.stargan_g_repeat_num)") from exc
+    if not isinstance(G, ARCHITECTURE[model]):
+        raise ConfigError(f"{key}: {path} holds a {type(G).__module__}.{type(G).__name__}, not a {model} generator")
+    return G.float().eval().requires_grad_(False).to(device), path
+
+
+def stargan_domains(path: Path) -> tuple[str, ...]:
+    """Class name of each StarGAN domain index: ours (emotions order) or alphabetical for a yunjey .ckpt."""
+    if path.suffix.lower() != ".safetensors":
+        return CKPT_DOMAINS
+    return tuple(read_metadata(path)["provenance"].get("domains", STARGAN_DOMAINS))
+
+
+def ship(model: str, weights: Path) -> Path:
+    """Copy an exported generator into ``fer_utils/gan/weights/`` with the ``provenance.json`` beside it."""
+    entry = json.loads((weights.parent / "provenance.json").read_text())
+    shutil.copyfile(weights, SHIPPED[model])
+    return record_provenance(SHIPPED[model].name, entry)
+
+
+def record_provenance(name: str, entry: dict[str, Any], key: str | None = None) -> Path:
+    """Set the shipped provenance of file ``name`` (or only its ``key``) to ``entry``, keeping the others."""
+    merged = json.loads(PROVENANCE.read_text()) if PROVENANCE.is_file() else {}
+    if key is None:
+        merged[name] = entry
+    else:
+        merged.setdefault(name, {})[key] = entry
+    return write_json(PROVENANCE, merged)

@@ -1,0 +1,113 @@
+"""``python -m fer_utils train-gan {stylegan2,stargan}``: train one GAN of paper §3.1 on the configured data.
+
+Maps ``cfg.gan`` onto the trainers' own configs (yunjey / NVlabs names), trains into
+``<results_dir>/gan/<model>/`` (resumable from its ``checkpoint.pt``), then exports the generator
+as fp16 safetensors beside a ``provenance.json`` (data, seeds, configs, iterations, time, versions).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config, ConfigError
+from ..facegen.world import MANIFEST
+from ..preprocess import ensure_inputs
+from ..runtime import resolve_device, versions, write_json
+from .data import STARGAN_DOMAINS, gan_faces
+from .shipped import DATABASES, weights_name
+from .train_stargan import StarGANTrainConfig, train_stargan
+from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
+from .training import load_checkpoint
+from .weights import save_weights
+
+
+def stargan_config(cfg: Config) -> StarGANTrainConfig:
+    """yunjey hyper-parameters from ``cfg.gan``; the learning rates decay over the second half, as 100k of 200k."""
+    g = cfg.gan
+    return StarGANTrainConfig(
+        image_size=g.resolution, c_dim=len(STARGAN_DOMAINS), g_conv_dim=g.stargan_g_conv_dim,
+        d_conv_dim=g.stargan_d_conv_dim, g_repeat_num=g.stargan_g_repeat_num, d_repeat_num=g.stargan_d_repeat_num,
+        lambda_cls=g.lambda_cls, lambda_rec=g.lambda_rec, lambda_gp=g.lambda_gp, batch_size=g.stargan_batch_size,
+        num_iters=g.stargan_iters, num_iters_decay=g.stargan_iters // 2, n_critic=g.n_critic,
+        lr_update_step=max(1, min(1000, g.stargan_iters // 20)), sample_step=g.stargan_model_save_step,
+        model_save_step=g.stargan_model_save_step, seed=g.seed)
+
+
+def stylegan2_config(cfg: Config) -> StyleGAN2TrainConfig:
+    """NVlabs hyper-parameters from ``cfg.gan``; kimg are turned into iterations of ``stylegan2_batch_size``."""
+    g = cfg.gan
+    per_kimg = 1000 / g.stylegan2_batch_size
+    snapshot = max(1, round(g.stylegan2_snapshot_kimg * per_kimg))
+    return StyleGAN2TrainConfig(
+        resolution=g.resolution, z_dim=g.stylegan2_z_dim, w_dim=g.stylegan2_w_dim,
+        mapping_layers=g.stylegan2_mapping_layers, channel_base=g.stylegan2_channel_base,
+        channel_max=g.stylegan2_channel_max, batch_size=g.stylegan2_batch_size,
+        num_iters=max(1, math.ceil(g.stylegan2_kimg * per_kimg)), r1_gamma=g.r1_gamma,
+        sample_step=snapshot, model_save_step=snapshot, seed=g.seed)
+
+
+def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = True) -> Path:
+    """Train ``model`` (stylegan2 or stargan) and return its exported fp16 ``.safetensors`` file.
+
+    Args:
+        cfg: ``gan`` hyper-parameters, ``data.ffhq`` / ``data.affectnet`` (the world's, written if
+            missing), ``results_dir``, ``device``.
+        model: ``stylegan2`` (identities, FFHQ-like faces) or ``stargan`` (expressions, AffectNet-like).
+        resume: continue from ``checkpoint.pt``; False deletes it first (``--restart``).
+        progress: show a tqdm bar.
+    """
+    if model not in DATABASES:
+        raise ConfigError(f"unknown GAN {model!r}; choose one of {', '.join(DATABASES)}")
+    database = DATABASES[model]
+    out_dir = cfg.path(cfg.results_dir) / "gan" / model
+    if not resume:
+        (out_dir / "checkpoint.pt").unlink(missing_ok=True)
+    ensure_inputs(cfg, [database])
+    images, labels = gan_faces(cfg, database, labelled=model == "stargan")
+    ckpt = load_checkpoint(out_dir / "checkpoint.pt")
+    start = int(ckpt["step"]) if ckpt else 0
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    if model == "stargan":
+        trainer = stargan_config(cfg)
+        G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress)
+        config = dict(conv_dim=trainer.g_conv_dim, c_dim=trainer.c_dim, repeat_num=trainer.g_repeat_num)
+    else:
+        trainer = stylegan2_config(cfg)
+        G, history = train_stylegan2(images, trainer, out_dir, str(device), progress)
+        config = G.config()
+    earlier = out_dir / "provenance.json"
+    seconds_before = json.loads(earlier.read_text()).get("seconds_total", 0.0) if start and earlier.is_file() else 0.0
+    provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
+                             time.perf_counter() - t0, seconds_before, device, history)
+    world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
+    path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
+    write_json(out_dir / "provenance.json", provenance)
+    print(f"{model}: {len(history)} iterations, weights {path} ({path.stat().st_size / 1e6:.1f} MB fp16)")
+    return path
+
+
+def _provenance(cfg: Config, model: str, database: str, trainer: Any, n_images: int, start: int, iterations: int,
+                seconds: float, seconds_before: float, device: torch.device,
+                history: list[dict[str, float]]) -> dict[str, Any]:
+    """Where the weights come from: data, seeds, configs, iterations, wall time (all runs), machine, versions."""
+    last = history[-min(len(history), 100):]
+    return {
+        "model": model, "trainer": f"fer_utils.gan.train_{model}",
+        "data": {"database": database, "root": getattr(cfg.data, database), "preset": cfg.preset,
+                 "world_seed": cfg.world.seed, "images": n_images},
+        "domains": list(STARGAN_DOMAINS) if model == "stargan" else None,
+        "gan": dataclasses.asdict(cfg.gan), "config": dataclasses.asdict(trainer),
+        "iterations": iterations, "resumed_from": start,
+        "seconds_total": seconds_before + seconds, "seconds_this_run": seconds,
+        "seconds_per_iteration": seconds / (iterations - start) if iterations > start else None,
+        "final_losses": {k: sum(h[k] for h in last if k in h) / max(1, sum(k in h for h in last))
+                         for k in sorted({k for h in last for k in h})},
+        "device": str(device), "threads": torch.get_num_threads(), "versions": versions(),
+    }
