@@ -21,6 +21,16 @@ def sweep_plan(cfg: Config) -> list[tuple[str, int]]:
     return [("real", 0), ("synth", 0)] + [("mix", k) for k in sorted(set(cfg.sweep.ratios))]
 
 
+def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> None:
+    """Write what the plan reads and is missing: the world's databases, then the generated units."""
+    from .gan.generate import generate_database
+    from .preprocess import ensure_inputs
+
+    ensure_inputs(cfg)
+    if any(experiment in ("synth", "mix") for experiment, _ in plan):
+        generate_database(cfg)  # keeps the units already written
+
+
 def sweep_seeds(cfg: Config) -> tuple[int, ...]:
     """``sweep.seeds`` consecutive seeds from ``train.seed``: seed s of every ratio is paired."""
     return tuple(range(cfg.train.seed, cfg.train.seed + cfg.sweep.seeds))

@@ -90,3 +90,14 @@ def test_parse_override(text, expected):
 def test_parse_override_rejects_missing_equals():
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_override("train.epochs")
+
+
+def test_notebook_parameters_left_empty_or_negative_keep_the_preset() -> None:
+    from fer_utils.config import overrides_given
+
+    given = {"generate.units": -1, "generate.seed": 0, "device": "", "generate.truncation_psi": 0.5,
+             "generate.stargan_weights": "my.ckpt", "sota.vgg_with_generated": False}
+    assert overrides_given(given) == {"generate.seed": 0, "generate.truncation_psi": 0.5,
+                                      "generate.stargan_weights": "my.ckpt", "sota.vgg_with_generated": False}
+    cfg = load_config("quick", overrides_given(given))
+    assert cfg.generate.units == load_config("quick").generate.units and cfg.generate.truncation_psi == 0.5

@@ -41,3 +41,16 @@ def test_benchmark_reports_sequential_and_batched(capsys) -> None:
     out = bench.run(load_config("quick", {"device": "cpu"}), n=64, seeds=2)
     assert out["sequential_img_per_s"] > 0 and out["batched_img_per_s"] > 0
     assert "batched (1 pass)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("plan, generates", [([("real", 0)], False), ([("real", 0), ("mix", 1)], True),
+                                             ([("synth", 0)], True)])
+def test_inputs_are_prepared_for_what_the_plan_reads(monkeypatch: pytest.MonkeyPatch, plan, generates) -> None:
+    from fer_utils import preprocess
+    from fer_utils.gan import generate
+
+    made = []
+    monkeypatch.setattr(preprocess, "ensure_inputs", lambda cfg: made.append("world"))
+    monkeypatch.setattr(generate, "generate_database", lambda cfg: made.append("generated"))
+    sweep.prepare_inputs(load_config("quick"), plan)
+    assert made == ["world", "generated"] if generates else made == ["world"]

@@ -1,0 +1,147 @@
+"""``python -m fer_utils generate``: the generated database of paper §3.1, unit by unit.
+
+A unit is 144 StyleGAN2 identities, each translated by StarGAN to the six expressions and split
+109/10/25 like the real subjects. Layout (what ``datasets.read_folder`` reads, splits included)::
+
+    <data.generated>/<split>/<class>/u{unit:02d}_id{k:03d}/u{unit:02d}_id{k:03d}_<class>.png
+    <data.generated>/MANIFEST.json      weights + sha256, psi, seed, counts, crop fallbacks, speed
+
+Subject folders start with ``u{unit:02d}_`` so an experiment takes units < k for ratio k. Each unit
+is written under a hidden temp folder, moved into place, then marked done (``.u{unit:02d}.done.json``);
+an interrupted unit is removed and redone, so a rerun resumes and never mixes partial units.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..config import Config, ConfigError
+from ..emotions import EMOTIONS
+from ..preprocess import SPLITS, scale_counts
+from ..runtime import versions, write_json
+from .pipeline import Pipeline, latents, load_pipeline
+
+IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
+SPLIT_COUNTS = (109, 10, 25)  # paper §4.1
+MANIFEST = "MANIFEST.json"
+
+
+def subject_name(unit: int, k: int) -> str:
+    """Folder / file stem of identity ``k`` of ``unit``; experiments select units by its prefix."""
+    return f"u{unit:02d}_id{k:03d}"
+
+
+def split_of(n: int = IDENTITIES_PER_UNIT) -> list[str]:
+    """Split name of each identity index of a unit: the first 109 train, 10 val, 25 test (scaled to n)."""
+    return [name for name, count in zip(SPLITS, scale_counts(SPLIT_COUNTS, n)) for _ in range(count)]
+
+
+def generate_database(cfg: Config, out: str | Path | None = None, progress: bool = True) -> Path:
+    """Write (or complete) ``cfg.generate.units`` units of generated faces; return the database folder.
+
+    Args:
+        cfg: ``generate`` (units, truncation_psi, batch_size, weights, seed), ``preprocess.margin``,
+            ``gan`` (StarGAN ``.ckpt`` architecture), ``device``.
+        out: database folder instead of ``data.generated``.
+        progress: show a tqdm bar over identities.
+    """
+    root = Path(out) if out is not None else cfg.path(cfg.data.generated)
+    pipe, paths = load_pipeline(cfg)
+    recipe = {"weights": {model: sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
+              "seed": cfg.generate.seed, "stargan_size": pipe.size, "margin": pipe.margin}
+    bar = tqdm(total=cfg.generate.units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
+    for unit in range(cfg.generate.units):
+        marker = root / f".u{unit:02d}.done.json"
+        if not marker.is_file():
+            write_json(marker, dict(_write_unit(root, unit, pipe, cfg, bar), recipe=recipe))
+        bar.n = (unit + 1) * IDENTITIES_PER_UNIT
+        bar.refresh()
+    bar.close()
+    done = {}
+    for marker in sorted(root.glob(".u*.done.json")):  # every unit on disk, this run's or an earlier one's
+        stats = json.loads(marker.read_text())
+        if stats["recipe"] != recipe:
+            raise ConfigError(f"data.generated: {root} holds unit {stats['unit']} made with other weights, psi, "
+                              f"seed or crop ({stats['recipe']}); delete the folder or point data.generated elsewhere")
+        done[stats["unit"]] = stats
+    manifest = _manifest(cfg, paths, pipe, done)
+    write_json(root / MANIFEST, manifest)
+    print(f"generated {manifest['identities']} identities x 6 expressions in {root} "
+          f"({manifest['identities_per_s']:.1f} identities/s; centred crop for {manifest['crops'].get('centre', 0)})")
+    return root
+
+
+def _write_unit(root: Path, unit: int, pipe: Pipeline, cfg: Config, bar: tqdm) -> dict[str, Any]:
+    """Generate one unit into a temp folder, then move its subject folders into place; return its stats."""
+    tmp = root / f".u{unit:02d}.tmp"
+    _remove_unit(root, unit, tmp)
+    t0 = time.perf_counter()
+    z = latents(cfg.generate.seed, unit, IDENTITIES_PER_UNIT, pipe.stylegan2.z_dim)
+    splits, crops = split_of(), Counter()
+    for lo in range(0, IDENTITIES_PER_UNIT, cfg.generate.batch_size):
+        _, faces, how = pipe(z[lo:lo + cfg.generate.batch_size])
+        crops.update("haar" if h == "haar" else "centre" for h in how)
+        for k, six in enumerate(faces, start=lo):
+            for name, img in zip(EMOTIONS, six):
+                _write_png(tmp / splits[k] / name / subject_name(unit, k) / f"{subject_name(unit, k)}_{name}.png", img)
+        bar.update(len(faces))
+    for subject in sorted(tmp.glob("*/*/*")):
+        dst = root / subject.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subject.rename(dst)
+    shutil.rmtree(tmp)
+    seconds = time.perf_counter() - t0
+    return {"unit": unit, "identities": IDENTITIES_PER_UNIT, "splits": dict(Counter(splits)), "crops": dict(crops),
+            "seconds": seconds}
+
+
+def _remove_unit(root: Path, unit: int, tmp: Path) -> None:
+    """Delete what an interrupted run left of ``unit`` (its temp folder and any subject folders moved)."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for subject in root.glob(f"*/*/u{unit:02d}_id*"):
+        shutil.rmtree(subject)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write one RGB face as PNG (OpenCV wants BGR); byte-identical for identical pixels."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f"could not write {path}")
+
+
+def sha256(path: str | Path) -> str:
+    """Hex digest of a file, so the manifest pins the exact weights used."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(cfg: Config, paths: dict[str, str], pipe: Pipeline, units: dict[int, dict]) -> dict[str, Any]:
+    """What the database holds and how it was made."""
+    crops, splits = Counter(), Counter()
+    for stats in units.values():
+        crops.update(stats["crops"])
+        splits.update(stats["splits"])
+    seconds = sum(s["seconds"] for s in units.values())
+    identities = IDENTITIES_PER_UNIT * len(units)
+    return {
+        "layout": "<split>/<class>/u{unit:02d}_id{k:03d}/u{unit:02d}_id{k:03d}_<class>.png",
+        "weights": {model: {"path": path, "sha256": sha256(path)} for model, path in paths.items()},
+        "truncation_psi": pipe.psi, "seed": cfg.generate.seed, "units": len(units),
+        "identities_per_unit": IDENTITIES_PER_UNIT,
+        "identities": identities, "images": identities * len(EMOTIONS), "classes": list(EMOTIONS),
+        "identities_per_split": dict(splits), "crops": dict(crops), "stargan_size": pipe.size,
+        "margin": pipe.margin, "seconds": seconds, "identities_per_s": identities / seconds if seconds else 0.0,
+        "per_unit": units, "device": str(pipe.device), "versions": versions(),
+    }

@@ -1,0 +1,96 @@
+"""Paper §3.1 in memory: StyleGAN2 draws identities, the real data's face crop frames them, StarGAN
+gives each one the six expressions. Generation, its benchmark, figures and quality metrics share it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config, ConfigError
+from ..emotions import EMOTIONS
+from ..preprocess import crop_face
+from ..runtime import resolve_device
+from .shipped import load_generator, stargan_domains
+from .weights import read_metadata
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator output (N, 3, H, W) in [-1, 1] -> RGB uint8 (N, H, W, 3)."""
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """RGB uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1] on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def latents(seed: int, unit: int, n: int, z_dim: int) -> torch.Tensor:
+    """The ``n`` latents of one unit: seeded by (seed, unit) alone, so units are independent and resumable."""
+    state = np.random.SeedSequence([seed, unit]).generate_state(1)[0]
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(int(state)))
+
+
+@dataclass
+class Pipeline:
+    """Both generators and the choices that turn a latent into six expressive faces."""
+
+    stylegan2: nn.Module
+    stargan: nn.Module
+    domains: tuple[str, ...]  # class name of each StarGAN domain index
+    size: int  # StarGAN input side (its training resolution)
+    psi: float
+    margin: float
+    device: torch.device
+
+    @property
+    def targets(self) -> list[int]:
+        """StarGAN domain index of each class, in ``EMOTIONS`` order."""
+        return [self.domains.index(name) for name in EMOTIONS]
+
+    @torch.no_grad()
+    def identities(self, z: torch.Tensor) -> np.ndarray:
+        """StyleGAN2 faces (N, R, R, 3) uint8 for latents (N, z_dim); constant noise, so deterministic."""
+        return to_uint8(self.stylegan2(z.to(self.device), None, truncation_psi=self.psi, noise_mode="const"))
+
+    def crop(self, faces: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The real data's crop (Haar + margin, else the centre) at StarGAN's size; and how each was cropped."""
+        out = [crop_face(face, self.margin, self.size) for face in faces]
+        return np.stack([img for img, _ in out]), [how for _, how in out]
+
+    @torch.no_grad()
+    def translate(self, faces: np.ndarray, domains: list[int] | None = None) -> np.ndarray:
+        """Each face (N, S, S, 3) in each domain (default: the six classes) -> (N, D, S, S, 3) uint8."""
+        domains = self.targets if domains is None else domains
+        x = to_tensor(faces, self.device)
+        n, d = len(x), len(domains)
+        c = F.one_hot(torch.tensor(domains, device=self.device), self.stargan.c_dim).float()
+        out = self.stargan(x.repeat_interleave(d, dim=0), c.repeat(n, 1))  # identity-major, domain-minor
+        return to_uint8(out).reshape(n, d, *faces.shape[1:])
+
+    def __call__(self, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Latents -> (cropped sources (N, S, S, 3), six expressions (N, 6, S, S, 3), crop kinds)."""
+        sources, crops = self.crop(self.identities(z))
+        return sources, self.translate(sources), crops
+
+
+def load_pipeline(cfg: Config, device: str | torch.device | None = None) -> tuple[Pipeline, dict[str, str]]:
+    """The pipeline for ``cfg.generate`` (weights, psi) on ``device`` (default ``cfg.device``), and the weight paths."""
+    device = resolve_device(str(device or cfg.device))
+    stylegan2, sg_path = load_generator(cfg, "stylegan2", device)
+    stargan, st_path = load_generator(cfg, "stargan", device)
+    domains = stargan_domains(st_path)
+    size = cfg.gan.resolution
+    if st_path.suffix == ".safetensors":
+        size = read_metadata(st_path)["provenance"].get("config", {}).get("image_size", size)
+    missing = [name for name in EMOTIONS if name not in domains]
+    if missing:
+        raise ConfigError(f"generate.stargan_weights: {st_path} has no domain for {', '.join(missing)} "
+                          f"(its domains: {', '.join(domains)})")
+    pipe = Pipeline(stylegan2, stargan, tuple(domains), size,
+                    cfg.generate.truncation_psi, cfg.preprocess.margin, device)
+    return pipe, {"stylegan2": str(sg_path), "stargan": str(st_path)}
