@@ -45,9 +45,19 @@ def _cmd_train(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
+    from .gan.shipped import ship
     from .gan.train import train_gan
 
-    train_gan(cfg, args.model, resume=not args.restart)
+    path = train_gan(cfg, args.model, resume=not args.restart)
+    if args.ship:
+        print(f"shipped: {ship(args.model, path)}")
+    return 0
+
+
+def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
+    from .gan.quality import report_quality
+
+    report_quality(cfg, identities=args.identities, ship=args.ship)
     return 0
 
 
@@ -59,9 +69,11 @@ def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .sweep import prepare_inputs, run_sweep, sweep_plan
 
-    failures = run_sweep(cfg)
+    plan = sweep_plan(cfg)
+    prepare_inputs(cfg, plan)
+    failures = run_sweep(cfg, plan)
     return 1 if failures else 0
 
 
@@ -105,7 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-gan", parents=[common], help="train StyleGAN2 or StarGAN on the world")
     p.add_argument("model", choices=["stylegan2", "stargan"])
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--ship", action="store_true",
+                   help="copy the weights into fer_utils/gan/weights/ (the project's defaults) with provenance")
     p.set_defaults(func=_cmd_train_gan)
+
+    p = sub.add_parser("quality", parents=[common],
+                       help="measure the generators: expression transfer, identity kept, diversity, Frechet")
+    p.add_argument("--identities", type=int, default=1000, help="generated persons to sample (default 1000)")
+    p.add_argument("--ship", action="store_true", help="record the numbers in the shipped weights' provenance")
+    p.set_defaults(func=_cmd_quality)
 
     p = sub.add_parser("generate", parents=[common],
                        help="StyleGAN2 identities + StarGAN expressions -> generated database")

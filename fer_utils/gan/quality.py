@@ -1,0 +1,214 @@
+"""Is the generated data any good? Four numbers for a pair of generators, all measured, none typed in.
+
+1. expression transfer: a Table-1 CNN trained only on world AffectNet-like gray faces classifies
+   StarGAN's translations of held-out AffectNet-like faces as the requested expression (%).
+2. identity kept: each of a generated person's six expressions is nearer (cosine) to that person's
+   source face than to any other person's source (%), in two spaces: the expression CNN's
+   penultimate layer (1024 ReLU units) and raw gray pixels (mean-centred, 64x64).
+3. diversity: nearest-neighbour RMS pixel distance (gray, [0, 1]) among generated identities, and
+   how many pairs fall under ``DUPLICATE_RMS``; the same for as many real FFHQ-like faces.
+4. Frechet distance in the CNN's penultimate space: generated faces vs held-out real faces, beside
+   real training faces vs the same held-out faces (equal sample sizes).
+Every face goes through the real data's preprocessing (Haar crop + margin, gray, 64x64) first.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from scipy import linalg
+from torch import nn
+
+from ..config import Config, ConfigError
+from ..emotions import EMOTIONS
+from ..preprocess import NO_FACE, crop_face, load_database
+from ..report import markdown_table
+from ..runtime import resolve_device, seed_everything, write_json
+from ..train import ArraySplit, fit, predict
+from .data import gan_faces
+from .generate import sha256
+from .pipeline import Pipeline, latents, load_pipeline
+from .shipped import SHIPPED, record_provenance
+
+DUPLICATE_RMS = 0.02  # about 5 gray levels on average: visually the same face
+
+
+def cnn_input(rgb: np.ndarray, margin: float, size: int = 64) -> np.ndarray:
+    """RGB faces (N, H, W, 3) -> the CNN's gray (N, size, size), cropped as preprocessing crops real faces."""
+    return np.stack([crop_face(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), margin, size)[0] for img in rgb])
+
+
+@torch.no_grad()
+def penultimate(model: nn.Module, gray: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The Table-1 CNN's 1024-unit hidden layer (after ReLU) for gray faces (N, 64, 64) uint8."""
+    model.eval()
+    device = next(model.parameters()).device
+    head = model.classifier[:3]  # Flatten, Linear(4608, 1024), ReLU
+    out = []
+    for i in range(0, len(gray), batch_size):
+        x = torch.from_numpy(gray[i:i + batch_size]).to(device).unsqueeze(1).float() / 255
+        out.append(head(model.features(x)).cpu())
+    return torch.cat(out).numpy()
+
+
+def identity_kept(expressions: np.ndarray, sources: np.ndarray) -> float:
+    """Share of (person, expression) whose nearest source (cosine) is the person's own.
+
+    Args:
+        expressions: features (N, E, F) of each person's E expressions.
+        sources: features (N, F) of each person's source face.
+    """
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+    sims = np.einsum("nef,mf->nem", unit(expressions), unit(sources))  # (N, E, N)
+    own = np.arange(len(sources))[:, None]
+    return float((sims.argmax(axis=2) == own).mean())
+
+
+def nearest_neighbour_rms(gray: np.ndarray) -> np.ndarray:
+    """Each face's RMS pixel distance (gray in [0, 1]) to its nearest other face; (N,)."""
+    x = gray.reshape(len(gray), -1).astype(np.float64) / 255
+    sq = (x**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0) / x.shape[1]
+    np.fill_diagonal(d2, np.inf)
+    return np.sqrt(d2.min(axis=1))
+
+
+def diversity(gray: np.ndarray, threshold: float = DUPLICATE_RMS) -> dict[str, float]:
+    """Nearest-neighbour distances summarised, and the number of faces with a near-duplicate."""
+    nn_rms = nearest_neighbour_rms(gray)
+    return {"faces": len(gray), "nn_rms_min": float(nn_rms.min()), "nn_rms_median": float(np.median(nn_rms)),
+            "near_duplicates": int((nn_rms < threshold).sum()), "threshold_rms": threshold}
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to features a (N, F) and b (M, F) (as FID)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """At most ``n`` rows of x, drawn without replacement (seeded)."""
+    return x if len(x) <= n else x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
+
+
+def expression_cnn(cfg: Config, epochs: int, max_train: int) -> tuple[nn.Module, dict[str, Any], dict[str, np.ndarray]]:
+    """Table-1 CNN trained on world AffectNet-like gray faces (training list); its facts; train/val faces."""
+    faces = load_database(cfg, "affectnet")
+    split = np.array([row["split"] for row in faces.manifest])
+    train_idx = _subsample(np.flatnonzero(split == "train"), max_train, cfg.train.seed)
+    train = ArraySplit(faces.images[train_idx], faces.labels[train_idx])
+    val = ArraySplit(faces.images[split == "val"], faces.labels[split == "val"])
+    seed_everything(cfg.train.seed)
+    tc = dataclasses.replace(cfg.train, epochs=epochs)
+    result = fit("cnn", train, val, tc, resolve_device(cfg.device), seeds=(cfg.train.seed,), progress=False)[0]
+    acc = float((predict(result.model, val.images).argmax(1) == val.labels).mean())
+    info = {"train_faces": len(train.labels), "val_faces": len(val.labels), "epochs": epochs,
+            "best_epoch": result.best_epoch, "val_accuracy_real": acc}
+    return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
+
+
+def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, cnn_epochs: int = 6,
+                    max_train: int = 6000) -> dict[str, Any]:
+    """The four quality numbers of ``pipe``'s generators (see the module docstring).
+
+    Args:
+        cfg: world data (``data.affectnet``, ``data.ffhq``), ``preprocess`` crop, ``train`` recipe, seeds.
+        pipe: the generators to judge (``load_pipeline(cfg)``).
+        identities: generated persons for diversity and the Frechet distance (the paper's 1000-ish).
+        cnn_epochs, max_train: the judging CNN's budget (epochs, training faces).
+    """
+    margin, size = cfg.preprocess.margin, cfg.preprocess.image_size
+    model, cnn, real = expression_cnn(cfg, cnn_epochs, max_train)
+    # 1. expression transfer on held-out faces (six targets each)
+    held, held_labels = gan_faces(cfg, "affectnet", labelled=True, held_out=True)
+    translated = pipe.translate(held)  # (N, 6, S, S, 3)
+    probs = predict(model, cnn_input(translated.reshape(-1, *held.shape[1:]), margin, size))
+    targets = np.tile(np.arange(len(EMOTIONS)), len(held))
+    hit = probs.argmax(1) == targets
+    transfer = {"faces": len(held), "accuracy": float(hit.mean()),
+                "per_class": {name: float(hit[targets == k].mean()) for k, name in enumerate(EMOTIONS)}}
+    # 2-4. generated persons
+    z = latents(cfg.generate.seed + 1000, 0, identities, pipe.stylegan2.z_dim)  # not the database's seeds
+    parts = [pipe(z[i:i + cfg.generate.batch_size]) for i in range(0, identities, cfg.generate.batch_size)]
+    sources = np.concatenate([p[0] for p in parts])
+    expressions = np.concatenate([p[1] for p in parts])
+    src_gray = cnn_input(sources, margin, size)
+    expr_gray = cnn_input(expressions.reshape(-1, *sources.shape[1:]), margin, size)
+    src_feat, expr_feat = penultimate(model, src_gray), penultimate(model, expr_gray)
+    n_id = min(identities, 200)  # 1 in 200 by chance
+    kept = {"persons": n_id, "chance": 1 / n_id,
+            "cnn_features": identity_kept(expr_feat.reshape(identities, 6, -1)[:n_id], src_feat[:n_id]),
+            "gray_pixels": identity_kept(_centred(expr_gray).reshape(identities, 6, -1)[:n_id],
+                                         _centred(src_gray)[:n_id])}
+    ffhq, _ = gan_faces(cfg, "ffhq", labelled=False)
+    real_ids = cnn_input(pipe.crop(_subsample(ffhq, identities, 0))[0], margin, size)
+    n = min(len(real["val"]), len(expr_feat))
+    val_feat = penultimate(model, real["val"][:n])
+    train_feat = penultimate(model, _subsample(real["train"], n, 1))
+    frechet = {"samples": n, "generated_vs_real_heldout": frechet_distance(_subsample(expr_feat, n, 2), val_feat),
+               "real_train_vs_real_heldout": frechet_distance(train_feat, val_feat)}
+    return {"expression_cnn": cnn, "expression_transfer": transfer, "identity_kept": kept,
+            "diversity": {"generated": diversity(src_gray), "real_ffhq": diversity(real_ids)},
+            "frechet_cnn": frechet, "truncation_psi": pipe.psi,
+            "crops_centred": sum(p[2].count(NO_FACE) for p in parts)}
+
+
+def _centred(gray: np.ndarray) -> np.ndarray:
+    """Flattened gray faces minus their mean face, so cosine compares what differs between faces."""
+    flat = gray.reshape(len(gray), -1).astype(np.float64)
+    return flat - flat.mean(0)
+
+
+def quality_table(q: dict[str, Any]) -> str:
+    """The four measurements of ``measure_quality`` as a markdown table, each beside its target."""
+    t, k, d, f = q["expression_transfer"], q["identity_kept"], q["diversity"], q["frechet_cnn"]
+    per_class = ", ".join(f"{name} {acc:.0%}" for name, acc in t["per_class"].items())
+    gen, real = d["generated"], d["real_ffhq"]
+    rows = [
+        ("expression transfer: CNN (real faces only) reads the requested expression",
+         "≥ 85 %", f"{t['accuracy']:.1%} of {t['faces']} held-out faces × 6 ({per_class}); "
+                   f"the CNN's own real validation accuracy {q['expression_cnn']['val_accuracy_real']:.1%}"),
+        ("identity kept: nearest source (cosine, CNN features) is the person's own",
+         "≥ 90 %", f"{k['cnn_features']:.1%} of {k['persons']} persons × 6 (chance {k['chance']:.1%})"),
+        ("identity kept: same, in mean-centred gray pixels", "—", f"{k['gray_pixels']:.1%}"),
+        (f"diversity: near-duplicate identities (nearest-neighbour RMS < {gen['threshold_rms']})",
+         "0", f"{gen['near_duplicates']} of {gen['faces']} (min RMS {gen['nn_rms_min']:.3f}, median "
+              f"{gen['nn_rms_median']:.3f}); real FFHQ-like: {real['near_duplicates']} of {real['faces']} "
+              f"(median {real['nn_rms_median']:.3f})"),
+        ("Fréchet distance (CNN features) to held-out real faces", "near the real-real value",
+         f"generated {f['generated_vs_real_heldout']:.1f} vs real training faces {f['real_train_vs_real_heldout']:.1f} "
+         f"({f['samples']} faces each)"),
+    ]
+    return markdown_table(("measure", "target", "this run"), rows)
+
+
+def report_quality(cfg: Config, identities: int = 1000, ship: bool = False) -> dict[str, Any]:
+    """Measure the configured generators, print the table, save ``results_dir/gan/quality.json``.
+
+    With ``ship`` the numbers also go into the shipped weights' provenance, but only when the
+    configured weights are the shipped files (numbers must describe the weights they sit beside).
+    """
+    pipe, paths = load_pipeline(cfg)
+    q = measure_quality(cfg, pipe, identities)
+    q["weights"] = {model: {"path": path, "sha256": sha256(path)} for model, path in paths.items()}
+    q["preset"] = cfg.preset
+    write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
+    print(quality_table(q))
+    if ship:
+        shipped = {model: path for model, path in SHIPPED.items() if Path(paths[model]).resolve() == path.resolve()}
+        if len(shipped) != len(paths):
+            raise ConfigError("quality --ship: generate.*_weights point away from the shipped files; "
+                              "the numbers would not describe them")
+        for path in shipped.values():
+            record_provenance(path.name, q, key="quality")
+    return q
