@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import Config, require_path
+from ..config import Config, ConfigError, require_path
 from ..datasets import Sample, SkipReport, read_database
 from ..datasets.io import BadImage, FrameReader
 from ..emotions import ALL_LABELS, CONTEMPT
@@ -61,6 +61,9 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
     for img, why in crops:
         if img is None:
             report.skip("unreadable image", why)
+    if not keep:
+        raise ConfigError(f"data.{database}: no usable {'held-out ' if held_out else ''}faces in {root}; "
+                          f"{report.summary()}")
     images = np.stack([crops[i][0] for i in keep])
     labels = np.array([-1 if samples[i].label is None else samples[i].label for i in keep], np.int64)
     _save(path, images, labels)

@@ -8,11 +8,13 @@ running pickled code).
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from ..config import Config, ConfigError
@@ -62,11 +64,12 @@ def load_generator(cfg: Config, model: str, device: torch.device | str = "cpu") 
             G = load_stylegan2_pkl(path)
         else:
             raise ConfigError(f"{key}: {path}: unsupported weights format {suffix!r} for {model}")
-    except (RuntimeError, ValueError, KeyError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{key}: cannot load {path}: {exc} (StarGAN .ckpt files are built with "
-                          "gan.stargan_g_conv_dim / gan.stargan_g_repeat_num)") from exc
+    except ConfigError:
+        raise
+    except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise ConfigError(f"{key}: cannot load {path}: {type(exc).__name__}: {exc} (a Git LFS pointer or a "
+                          "truncated download? StarGAN .ckpt files are built with gan.stargan_g_conv_dim / "
+                          "gan.stargan_g_repeat_num)") from exc
     if not isinstance(G, ARCHITECTURE[model]):
         raise ConfigError(f"{key}: {path} holds a {type(G).__module__}.{type(G).__name__}, not a {model} generator")
     return G.float().eval().requires_grad_(False).to(device), path
@@ -82,6 +85,7 @@ def stargan_domains(path: Path) -> tuple[str, ...]:
 def ship(model: str, weights: Path) -> Path:
     """Copy an exported generator into ``fer_utils/gan/weights/`` with the ``provenance.json`` beside it."""
     entry = json.loads((weights.parent / "provenance.json").read_text())
+    SHIPPED[model].parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, SHIPPED[model])
     return record_provenance(SHIPPED[model].name, entry)
 

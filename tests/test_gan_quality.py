@@ -1,0 +1,97 @@
+"""GAN quality metrics on hand-made features: identity kept, Frechet distance, diversity, CNN input."""
+import numpy as np
+import pytest
+import torch
+
+from fer_utils.gan.quality import (DUPLICATE_RMS, cnn_input, diversity, frechet_distance, identity_kept,
+                                   nearest_neighbour_rms, penultimate)
+from fer_utils.models.cnn import PaperCNN
+
+
+def test_identity_kept_is_one_when_each_expression_is_its_own_source():
+    sources = np.random.default_rng(0).normal(size=(20, 16))
+    expressions = np.repeat(sources[:, None], 6, axis=1) * 3.0  # cosine ignores scale
+    assert identity_kept(expressions, sources) == 1.0
+
+
+def test_identity_kept_counts_the_share_of_own_nearest_sources():
+    sources = np.eye(10)  # orthogonal persons
+    expressions = np.repeat(sources[:, None], 6, axis=1).copy()
+    expressions[5:] = np.roll(sources, 1, axis=0)[5:, None]  # persons 5..9 look like persons 4..8
+    assert identity_kept(expressions, sources) == pytest.approx(0.5)
+    expressions[:, :3] = np.roll(sources, 1, axis=0)[:, None]  # the first 3 expressions of everyone
+    assert identity_kept(expressions, sources) == pytest.approx(5 * 3 / 60)
+
+
+def test_identity_kept_is_near_chance_for_random_features():
+    rng = np.random.default_rng(1)
+    n = 50
+    kept = identity_kept(rng.normal(size=(n, 6, 64)), rng.normal(size=(n, 64)))
+    assert kept < 0.1  # chance 1/50 = 0.02
+
+
+def test_frechet_distance_is_zero_for_identical_samples():
+    a = np.random.default_rng(0).normal(size=(500, 8))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_is_the_squared_mean_shift_for_equal_covariance():
+    a = np.random.default_rng(0).normal(size=(500, 8))
+    shifts = [0.5, 1.0, 2.0]
+    values = [frechet_distance(a, a + s) for s in shifts]
+    assert values == pytest.approx([8 * s ** 2 for s in shifts], rel=1e-6)  # |dmu|^2 = F s^2
+    b = np.random.default_rng(1).normal(size=(2000, 8))  # independent N(0, I) sample
+    assert frechet_distance(b, b + np.array([3.0] + [0] * 7)) == pytest.approx(9.0, rel=1e-6)
+
+
+def test_frechet_distance_counts_covariance_differences():
+    a = np.random.default_rng(0).normal(size=(4000, 4))
+    # b = 2a: cov_b = 4 cov_a, sqrt(cov_a cov_b) = 2 cov_a, so FD = |mu_a|^2 + tr(cov_a)
+    expected = (a.mean(0) ** 2).sum() + np.trace(np.cov(a, rowvar=False))
+    assert frechet_distance(a, 2 * a) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, 2 * a) == pytest.approx(4.0, rel=0.1)  # tr(I) in 4 dimensions
+    c = np.random.default_rng(2).normal(size=(4000, 4))  # another sample of the same Gaussian
+    assert frechet_distance(a, c) < 0.05
+
+
+def test_nearest_neighbour_rms_on_flat_images():
+    gray = np.stack([np.full((8, 8), v, np.uint8) for v in (0, 51, 255)])
+    assert nearest_neighbour_rms(gray) == pytest.approx([0.2, 0.2, 0.8])
+    gray[1, :4] = 0  # half the pixels differ by 0.2: RMS 0.2 / sqrt(2)
+    assert nearest_neighbour_rms(gray)[0] == pytest.approx(0.2 / np.sqrt(2))
+
+
+def test_diversity_counts_exact_duplicates():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (5, 16, 16), dtype=np.uint8)
+    faces[3] = faces[1]  # one pair of identical faces
+    d = diversity(faces)
+    assert d["faces"] == 5 and d["near_duplicates"] == 2 and d["threshold_rms"] == DUPLICATE_RMS
+    assert d["nn_rms_min"] == pytest.approx(0.0, abs=1e-6)
+    assert d["nn_rms_median"] > 0.3  # random uniform images are far apart (~0.41)
+    near = faces.copy()
+    near[0] = np.clip(faces[2].astype(int) + 2, 0, 255)  # 2 gray levels: under 0.02 RMS
+    assert diversity(near)["near_duplicates"] == 4
+    assert diversity(rng.integers(0, 256, (6, 16, 16), dtype=np.uint8))["near_duplicates"] == 0
+
+
+def test_cnn_input_is_gray_uint8_of_the_requested_size():
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 80, 100, 3), dtype=np.uint8)
+    gray = cnn_input(rgb, margin=0.2)
+    assert gray.shape == (3, 64, 64) and gray.dtype == np.uint8
+    assert cnn_input(rgb, margin=0.2, size=32).shape == (3, 32, 32)
+    red = np.zeros((1, 40, 40, 3), np.uint8)
+    red[..., 0] = 200  # RGB order: red weighs 0.299 in gray (it would be 0.114 read as BGR)
+    assert (cnn_input(red, 0.2) == 60).all()
+
+
+def test_penultimate_is_the_hidden_layer_the_logits_are_read_from():
+    torch.manual_seed(0)
+    model = PaperCNN().train()  # penultimate must switch dropout off itself
+    gray = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
+    feat = penultimate(model, gray, batch_size=2)
+    assert feat.shape == (5, 1024) and (feat >= 0).all() and (feat > 0).any()
+    assert np.allclose(feat, penultimate(model, gray), atol=1e-5)  # batching does not matter
+    with torch.no_grad():
+        logits = model(torch.from_numpy(gray).unsqueeze(1).float() / 255).numpy()
+    assert np.allclose(model.classifier[4](torch.from_numpy(feat)).detach().numpy(), logits, atol=1e-4)
