@@ -26,9 +26,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
     try:
         yield tmp_path
+        # mkstemp makes 0600 files, and writers such as safetensors' save_file keep that mode when they
+        # recreate the file: set the usual mode last, since results are meant to be shared
+        tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

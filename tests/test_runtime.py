@@ -45,11 +45,14 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     import os
     import stat
 
+    from fer_utils.gan.stargan import Generator
+    from fer_utils.gan.weights import save_weights
     from fer_utils.runtime import write_json
 
     mask = os.umask(0o022)
     try:
-        path = write_json(tmp_path / "run.json", {"a": 1})
+        paths = [write_json(tmp_path / "run.json", {"a": 1}),  # writes into the temp file
+                 save_weights(Generator(4, 2, 1), tmp_path / "w.safetensors", {})]  # recreates it
     finally:
         os.umask(mask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [stat.S_IMODE(path.stat().st_mode) for path in paths] == [0o644, 0o644]
