@@ -55,9 +55,9 @@ def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
-    from .gan.quality import report_quality
+    from .gan.quality import quality_table, report_quality
 
-    report_quality(cfg, identities=args.identities, ship=args.ship)
+    print(quality_table(report_quality(cfg, identities=args.identities, ship=args.ship)))
     return 0
 
 

@@ -186,14 +186,14 @@ def quality_table(q: dict[str, Any]) -> str:
               f"{gen['nn_rms_median']:.3f}); real FFHQ-like: {real['near_duplicates']} of {real['faces']} "
               f"(median {real['nn_rms_median']:.3f})"),
         ("Fréchet distance (CNN features) to held-out real faces", "near the real-real value",
-         f"generated {f['generated_vs_real_heldout']:.1f} vs real training faces {f['real_train_vs_real_heldout']:.1f} "
+         f"generated {f['generated_vs_real_heldout']:.3g} vs real training faces {f['real_train_vs_real_heldout']:.3g} "
          f"({f['samples']} faces each)"),
     ]
     return markdown_table(("measure", "target", "this run"), rows)
 
 
 def report_quality(cfg: Config, identities: int = 1000, ship: bool = False) -> dict[str, Any]:
-    """Measure the configured generators, print the table, save ``results_dir/gan/quality.json``.
+    """Measure the configured generators and save the numbers in ``results_dir/gan/quality.json``.
 
     With ``ship`` the numbers also go into the shipped weights' provenance, but only when the
     configured weights are the shipped files (numbers must describe the weights they sit beside).
@@ -203,7 +203,6 @@ def report_quality(cfg: Config, identities: int = 1000, ship: bool = False) -> d
     q["weights"] = {model: {"path": path, "sha256": sha256(path)} for model, path in paths.items()}
     q["preset"] = cfg.preset
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
-    print(quality_table(q))
     if ship:
         shipped = {model: path for model, path in SHIPPED.items() if Path(paths[model]).resolve() == path.resolve()}
         if len(shipped) != len(paths):
