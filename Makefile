@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= default
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+BEFORE_SWEEP := $(filter notebooks/0%,$(filter-out notebooks/06_% notebooks/07_%,$(NOTEBOOKS)))
+AFTER_SWEEP := $(filter-out $(BEFORE_SWEEP),$(NOTEBOOKS))
 EXECUTED := results/notebooks
 PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 
@@ -19,13 +21,19 @@ $(VENV)/.stamp-%: pyproject.toml constraints.txt
 	$(PIP) --quiet -e ".[$*]"
 	@touch $@
 
-reproduce: $(VENV)/.stamp-test  ## run every notebook in order on params/$(PRESET).yaml
-	@mkdir -p $(EXECUTED)
-	@if [ -z "$(NOTEBOOKS)" ]; then echo "no notebooks yet"; fi
-	@set -e; for nb in $(NOTEBOOKS); do \
+# papermill each notebook given in $(1) on the preset, into $(EXECUTED)
+define run_notebooks
+	@set -e; for nb in $(1); do \
 	  echo "== $$nb (preset $(PRESET))"; \
 	  $(VENV)/bin/papermill --cwd notebooks "$$nb" "$(EXECUTED)/$$(basename $$nb)" -p preset $(PRESET); \
 	done
+endef
+
+reproduce: $(VENV)/.stamp-test  ## the whole paper on params/$(PRESET).yaml: notebooks 01-05, the sweep, 06-07
+	@mkdir -p $(EXECUTED)
+	$(call run_notebooks,$(BEFORE_SWEEP))
+	$(PY) -m fer_utils sweep --preset $(PRESET)
+	$(call run_notebooks,$(AFTER_SWEEP))
 
 test: $(VENV)/.stamp-test  ## unit tests + notebooks under nbval on the quick preset
 	$(VENV)/bin/pytest --nbval-lax tests $(NOTEBOOKS)

@@ -33,9 +33,13 @@ def test_parameters_cell_holds_literals_only(path: Path):
     cells = json.loads(path.read_text())["cells"]
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: expected exactly one cell tagged `parameters`"
+    names = []
     for node in ast.parse("".join(tagged[0]["source"])).body:
         assert isinstance(node, ast.AnnAssign), f"{path.name}: parameters must be `name: type = literal`"
         ast.literal_eval(node.value)  # raises if a default is computed
+        names.append(node.target.id)
+    # papermill skips a line with a second "=" (e.g. in its comment): `-p name` would then be ignored
+    assert list(papermill.inspect_notebook(str(path))) == names, f"{path.name}: papermill cannot parse every parameter"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
