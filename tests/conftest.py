@@ -23,3 +23,23 @@ def _write_image(path: Path, shape: tuple[int, int] = (40, 32), seed: int = 0) -
 def write_image() -> Callable[..., Path]:
     """``write_image(path, shape=(40, 32), seed=0)`` writes a tiny valid image file."""
     return _write_image
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> tuple[Path, Path]:
+    """Random-init generators (16 px) saved as our fp16 safetensors: small enough to make a unit in a second."""
+    import torch
+
+    from fer_utils.gan import stargan, stylegan2
+    from fer_utils.gan.data import STARGAN_DOMAINS
+    from fer_utils.gan.weights import save_weights
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    sg = stylegan2.Generator(z_dim=8, w_dim=8, img_resolution=16, mapping_kwargs=dict(num_layers=1),
+                             synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    st = stargan.Generator(conv_dim=4, c_dim=7, repeat_num=1)
+    save_weights(sg, folder / "sg.safetensors", sg.config(), fp16=True)
+    save_weights(st, folder / "st.safetensors", dict(conv_dim=4, c_dim=7, repeat_num=1),
+                 {"domains": list(STARGAN_DOMAINS), "config": {"image_size": 16}}, fp16=True)
+    return folder / "sg.safetensors", folder / "st.safetensors"

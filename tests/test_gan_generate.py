@@ -3,29 +3,13 @@ import hashlib
 from collections import Counter
 
 import pytest
-import torch
 
 from fer_utils.config import ConfigError, load_config
 from fer_utils.datasets import read_folder
 from fer_utils.emotions import EMOTIONS
 from fer_utils.gan import generate as gen
-from fer_utils.gan import stargan, stylegan2
-from fer_utils.gan.data import STARGAN_DOMAINS
-from fer_utils.gan.weights import save_weights
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """Random-init generators small enough to make a unit in about a second."""
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    sg = stylegan2.Generator(z_dim=8, w_dim=8, img_resolution=16, mapping_kwargs=dict(num_layers=1),
-                             synthesis_kwargs=dict(channel_base=64, channel_max=8))
-    st = stargan.Generator(conv_dim=4, c_dim=7, repeat_num=1)
-    save_weights(sg, folder / "sg.safetensors", sg.config(), fp16=True)
-    save_weights(st, folder / "st.safetensors", dict(conv_dim=4, c_dim=7, repeat_num=1),
-                 {"domains": list(STARGAN_DOMAINS), "config": {"image_size": 16}}, fp16=True)
-    return folder / "sg.safetensors", folder / "st.safetensors"
 
 
 def tiny_cfg(weights, **overrides):

@@ -19,18 +19,6 @@ from fer_utils.preprocess import NO_FACE
 ALPHABETICAL = ("angry", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """Random-init generators (16 px) saved as our fp16 safetensors."""
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    sg = stylegan2.Generator(z_dim=8, w_dim=8, img_resolution=16, mapping_kwargs=dict(num_layers=1),
-                             synthesis_kwargs=dict(channel_base=64, channel_max=8))
-    st = stargan.Generator(conv_dim=4, c_dim=7, repeat_num=1)
-    save_weights(sg, folder / "sg.safetensors", sg.config(), fp16=True)
-    save_weights(st, folder / "st.safetensors", dict(conv_dim=4, c_dim=7, repeat_num=1),
-                 {"domains": list(STARGAN_DOMAINS), "config": {"image_size": 16}}, fp16=True)
-    return folder / "sg.safetensors", folder / "st.safetensors"
 
 
 def tiny_cfg(sg, st, **overrides):
