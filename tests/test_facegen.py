@@ -66,6 +66,24 @@ def test_same_person_across_lighting_is_closer_than_other_people():
     assert np.abs(img[0] - img[1]).mean() < np.abs(img[0] - img[2]).mean()
 
 
+@pytest.mark.parametrize("color", [True, False])
+def test_shading_only_the_face_window_changes_no_pixel(monkeypatch, color):
+    """Faces centred, off-centre, cut by the frame edge and wholly off-frame, rotated, small and large."""
+    from fer_utils.facegen import render
+    n = 40
+    rng = np.random.default_rng(4)
+    ids = sample_identities(9, range(n))
+    aus = rng.uniform(0, 1, (n, len(AUS))).astype(np.float32)
+    pose = rng.normal(0, 0.35, (n, 3)).astype(np.float32)
+    light = np.tile([0.3, -0.3, 1, 0.4, 0.6], (n, 1)).astype(np.float32)
+    frame = np.c_[rng.uniform(-40, 140, n), rng.uniform(-40, 140, n), rng.uniform(8, 70, n)].astype(np.float32)
+    frame[0] = [-300, -300, 30]  # nothing of this face is in the frame
+    args = (ids, aus, pose, light, (96, 112), color, frame)
+    windowed = render_faces(*args)
+    monkeypatch.setattr(render, "_face_window", lambda u, *_: (slice(None), slice(None), slice(None)))
+    assert np.array_equal(windowed, render_faces(*args))
+
+
 def test_unknown_database_name_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="nope"):
         write_world(load_config("quick"), out=tmp_path, only=["rafd", "nope"])

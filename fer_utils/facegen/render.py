@@ -187,8 +187,20 @@ def _hair_mask(u, v, f, eps) -> np.ndarray:
 
 
 def _mix(base: np.ndarray, top: np.ndarray | np.float32, alpha: np.ndarray) -> np.ndarray:
-    """Alpha-blend ``top`` over ``base`` with a (N, H, W) mask."""
-    return base + (top - base) * alpha[..., None]
+    """Alpha-blend ``top`` over ``base`` in place with a (N, H, W) mask, on the rows it covers.
+
+    Eyes, lips and brows cover a few rows each, so blending only that band saves most of the work;
+    outside it the mask is exactly 0 and the full blend would leave ``base`` unchanged anyway.
+    """
+    rows = np.flatnonzero(alpha.any(axis=(0, 2)))
+    if rows.size == 0:
+        return base
+    band = slice(rows[0], rows[-1] + 1)
+    if np.ndim(top) == 4 and np.shape(top)[1] > 1:
+        top = top[:, band]
+    under = base[:, band]
+    under += (top - under) * alpha[:, band, :, None]
+    return base
 
 
 def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.ndarray,
@@ -212,29 +224,65 @@ def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.nd
     frame = np.tile([w / 2, h / 2, min(h, w) * 0.33], (n, 1)).astype(F32) if frame is None else frame
     gaze = np.zeros((n, 2), F32) if gaze is None else gaze
     background = np.full((n, 3), 0.5, F32) if background is None else background
+    out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
     # The pixel grid is the vectorised axis; a few faces per pass keep the temporaries in cache.
     step = max(1, CACHE_PIXELS // (h * w))
-    out = [_render_chunk({k: v[i:i + step] for k, v in identities.items()}, aus[i:i + step], pose[i:i + step],
-                         light[i:i + step], size, frame[i:i + step], gaze[i:i + step], background[i:i + step])
-           for i in range(0, n, step)]
-    img = np.concatenate(out)
-    if not color:
-        img = img @ np.array([0.299, 0.587, 0.114], F32)
-    return (img * 255 + 0.5).astype(np.uint8)
+    gray = np.array([0.299, 0.587, 0.114], F32)
+    for i in range(0, n, step):
+        sl = slice(i, i + step)
+        bg, win, face = _render_chunk({k: v[sl] for k, v in identities.items()}, aus[sl], pose[sl], light[sl],
+                                      size, frame[sl], gaze[sl], background[sl])
+        # Background rows are shared by every column, so they are converted once per row.
+        out[sl] = _to_uint8(bg, gray, color)
+        if win is not None:
+            out[sl][win] = _to_uint8(face, gray, color)
+    return out
 
 
-def _render_chunk(identities, aus, pose, light, size, frame, gaze, background) -> np.ndarray:
-    """Render a few faces as float RGB in [0, 1] (N, H, W, 3)."""
+def _render_chunk(identities, aus, pose, light, size, frame, gaze, background) -> tuple:
+    """Render a few faces: background (N, H, 1, 3), the window the faces cover, its RGB (all in [0, 1])."""
     h, w = size
     u, v, s = _face_coords(h, w, pose, frame)
     f = _features(identities, aus)
     eps = 1.5 / s
+    bg = background.reshape(-1, 1, 1, 3) * (1 - 0.25 * np.linspace(0, 1, h, dtype=F32)[None, :, None, None])
+    win = _face_window(u, v, f, eps)
+    if win is None:
+        return bg, None, None
+    u, v = u[win], v[win]
     alb, mask, inside, depth = _compose_albedo(u, v, f, identities, gaze, eps)
     z = _height(u, v, f, depth, inside) * s  # in pixels
     shade = _lambert(z, pose, light)
-    bg = background.reshape(-1, 1, 1, 3) * (1 - 0.25 * np.linspace(0, 1, h, dtype=F32)[None, :, None, None])
-    img = _mix(bg, alb * shade[..., None], mask)
-    return np.clip(img, 0, 1) ** (1 / 2.2)
+    face = np.array(np.broadcast_to(bg[:, win[1]], alb.shape))
+    return bg, win, _mix(face, alb * shade[..., None], mask)
+
+
+def _to_uint8(rgb: np.ndarray, gray: np.ndarray, color: bool) -> np.ndarray:
+    """Gamma-encode linear RGB in [0, 1] to 8 bits, as RGB or as luminance."""
+    img = np.clip(rgb, 0, 1) ** (1 / 2.2)
+    if not color:
+        img = img @ gray
+    return img * 255 + 0.5
+
+
+def _face_window(u: np.ndarray, v: np.ndarray, f: dict[str, np.ndarray], eps: np.ndarray,
+                 margin: int = 2) -> tuple[slice, slice, slice] | None:
+    """Pixel window holding every pixel that head or hair can cover, plus ``margin``; None if off-frame.
+
+    The bounds enclose the head, skull and side-hair ellipses of ``_head_mask``/``_hair_mask``
+    grown by their soft edge, so the image is the same as shading the whole frame: outside, the
+    face mask is exactly 0, and inside, ``margin`` >= 1 keeps the shading gradients two-sided.
+    """
+    grow = 1 + eps
+    v_lo = -(0.1 + 1.2 * f["head_h"]) * grow
+    v_hi = np.maximum(f["chin"], 1.2 * f["head_h"] - 0.1) * grow
+    cover = ((np.abs(u) < 1.14 * f["head_w"] * grow) & (v > v_lo) & (v < v_hi)).any(axis=0)
+    rows, cols = np.flatnonzero(cover.any(axis=1)), np.flatnonzero(cover.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = cover.shape
+    return (slice(None), slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)))
 
 
 def _lambert(z: np.ndarray, pose: np.ndarray, light: np.ndarray) -> np.ndarray:
