@@ -126,6 +126,7 @@ class GenerateConfig:
     stylegan2_weights: str = ""  # empty = the weights shipped with the project
     stargan_weights: str = ""
     seed: int = 0
+    identity_people: int = 600  # rendered people the quality check fits its identity space (Fisherfaces) on
 
 
 @dataclass(frozen=True)

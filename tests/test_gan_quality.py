@@ -1,10 +1,12 @@
 """GAN quality metrics on hand-made features: identity kept, Frechet distance, diversity, CNN input."""
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from fer_utils.gan.quality import (DUPLICATE_RMS, cnn_input, diversity, frechet_distance, identity_kept,
-                                   nearest_neighbour_rms, penultimate)
+from fer_utils.gan.features import cnn_input, penultimate
+from fer_utils.gan.quality import (DUPLICATE_RMS, diversity, frechet_distance, identity_kept,
+                                   nearest_neighbour_rms)
 from fer_utils.models.cnn import PaperCNN
 
 
@@ -95,3 +97,35 @@ def test_penultimate_is_the_hidden_layer_the_logits_are_read_from():
     with torch.no_grad():
         logits = model(torch.from_numpy(gray).unsqueeze(1).float() / 255).numpy()
     assert np.allclose(model.classifier[4](torch.from_numpy(feat)).detach().numpy(), logits, atol=1e-4)
+
+
+def test_fisherfaces_tell_rendered_people_apart_across_their_expressions():
+    from fer_utils.config import load_config
+    from fer_utils.gan.identity import fisherfaces, flat, rendered_expressions
+    cfg = load_config("quick")
+    space, info = fisherfaces(cfg, people=60, renders=8)  # the quick preset's
+    assert info["people"] == 60 and info["dimensions"] == 59
+    neutral, apex = rendered_expressions(cfg, range(60, 80))  # 20 people the space was not fitted on
+    assert neutral.shape == (20, 64, 64) and apex.shape == (20, 6, 64, 64) and apex.dtype == np.uint8
+    assert (np.abs(apex.astype(int) - neutral[:, None]).max(axis=(2, 3)) > 30).all()  # each expression shows
+    kept = identity_kept(space.transform(flat(apex)).reshape(20, 6, -1), space.transform(flat(neutral)))
+    assert kept >= 0.9  # chance 1/20
+    shuffled = identity_kept(space.transform(flat(apex[::-1])).reshape(20, 6, -1), space.transform(flat(neutral)))
+    assert shuffled < 0.2  # other people's expressions are not taken for the person
+
+
+def test_identity_pool_is_beyond_every_world_database():
+    from fer_utils.config import load_config
+    from fer_utils.facegen.writers import POOL_OFFSET
+    from fer_utils.gan.identity import IDENTITY_POOL
+    paper = load_config("paper").world
+    largest = max(POOL_OFFSET.values()) + max(paper.affectnet_images, paper.ffhq_images)
+    assert IDENTITY_POOL > largest
+
+
+def test_generated_faces_are_compared_without_a_second_crop():
+    from fer_utils.gan.quality import _gray
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 3, 64, 64, 3), dtype=np.uint8)
+    gray = _gray(rgb, 64)
+    assert gray.shape == (2, 3, 64, 64)
+    assert np.array_equal(gray[1, 2], cv2.cvtColor(rgb[1, 2], cv2.COLOR_RGB2GRAY))

@@ -3,8 +3,10 @@
 1. expression transfer: a Table-1 CNN trained only on world AffectNet-like gray faces classifies
    StarGAN's translations of held-out AffectNet-like faces as the requested expression (%).
 2. identity kept: each of a generated person's six expressions is nearer (cosine) to that person's
-   source face than to any other person's source (%), in two spaces: the expression CNN's
-   penultimate layer (1024 ReLU units) and raw gray pixels (mean-centred, 64x64).
+   source face than to any other person's source (%), in Fisherfaces fitted on rendered people
+   (``identity.py``), beside the same share for other rendered people, whose six expressions are
+   the world's own; also in raw gray pixels (mean-centred, 64x64). The generated faces are
+   compared as StarGAN outputs them, aligned with their source.
 3. diversity: nearest-neighbour RMS pixel distance (gray, [0, 1]) among generated identities, and
    how many pairs fall under ``DUPLICATE_RMS``; the same for as many real FFHQ-like faces.
 4. Frechet distance in the CNN's penultimate space: generated faces vs held-out real faces, beside
@@ -19,40 +21,23 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 from scipy import linalg
 from torch import nn
 
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
-from ..preprocess import NO_FACE, crop_face, load_database
+from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
 from ..runtime import resolve_device, seed_everything, write_json
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
+from .features import cnn_input, penultimate
 from .generate import sha256
+from .identity import fisherfaces, flat, rendered_expressions
 from .pipeline import Pipeline, latents, load_pipeline
 from .shipped import SHIPPED, record_provenance
 
 DUPLICATE_RMS = 0.02  # about 5 gray levels on average: visually the same face
-
-
-def cnn_input(rgb: np.ndarray, margin: float, size: int = 64) -> np.ndarray:
-    """RGB faces (N, H, W, 3) -> the CNN's gray (N, size, size), cropped as preprocessing crops real faces."""
-    return np.stack([crop_face(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), margin, size)[0] for img in rgb])
-
-
-@torch.no_grad()
-def penultimate(model: nn.Module, gray: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The Table-1 CNN's 1024-unit hidden layer (after ReLU) for gray faces (N, 64, 64) uint8."""
-    model.eval()
-    device = next(model.parameters()).device
-    head = model.classifier[:3]  # Flatten, Linear(4608, 1024), ReLU
-    out = []
-    for i in range(0, len(gray), batch_size):
-        x = torch.from_numpy(gray[i:i + batch_size]).to(device).unsqueeze(1).float() / 255
-        out.append(head(model.features(x)).cpu())
-    return torch.cat(out).numpy()
 
 
 def identity_kept(expressions: np.ndarray, sources: np.ndarray) -> float:
@@ -118,7 +103,7 @@ def expression_cnn(cfg: Config, epochs: int, max_train: int) -> tuple[nn.Module,
 
 
 def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, cnn_epochs: int = 6,
-                    max_train: int = 6000) -> dict[str, Any]:
+                    max_train: int = 6000, identity_renders: int = 8) -> dict[str, Any]:
     """The four quality numbers of ``pipe``'s generators (see the module docstring).
 
     Args:
@@ -126,6 +111,7 @@ def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, cnn_epo
         pipe: the generators to judge (``load_pipeline(cfg)``).
         identities: generated persons for diversity and the Frechet distance (the paper's 1000-ish).
         cnn_epochs, max_train: the judging CNN's budget (epochs, training faces).
+        identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
     margin, size = cfg.preprocess.margin, cfg.preprocess.image_size
     model, cnn, real = expression_cnn(cfg, cnn_epochs, max_train)
@@ -144,12 +130,8 @@ def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, cnn_epo
     expressions = np.concatenate([p[1] for p in parts])
     src_gray = cnn_input(sources, margin, size)
     expr_gray = cnn_input(expressions.reshape(-1, *sources.shape[1:]), margin, size)
-    src_feat, expr_feat = penultimate(model, src_gray), penultimate(model, expr_gray)
-    n_id = min(identities, 200)  # 1 in 200 by chance
-    kept = {"persons": n_id, "chance": 1 / n_id,
-            "cnn_features": identity_kept(expr_feat.reshape(identities, 6, -1)[:n_id], src_feat[:n_id]),
-            "gray_pixels": identity_kept(_centred(expr_gray).reshape(identities, 6, -1)[:n_id],
-                                         _centred(src_gray)[:n_id])}
+    expr_feat = penultimate(model, expr_gray)
+    kept = _identity_kept(cfg, _gray(sources, size), _gray(expressions, size), identity_renders)
     ffhq, _ = gan_faces(cfg, "ffhq", labelled=False)
     real_ids = cnn_input(pipe.crop(_subsample(ffhq, identities, 0))[0], margin, size)
     n = min(len(real["val"]), len(expr_feat))
@@ -163,10 +145,37 @@ def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, cnn_epo
             "crops_centred": sum(p[2].count(NO_FACE) for p in parts)}
 
 
-def _centred(gray: np.ndarray) -> np.ndarray:
-    """Flattened gray faces minus their mean face, so cosine compares what differs between faces."""
-    flat = gray.reshape(len(gray), -1).astype(np.float64)
-    return flat - flat.mean(0)
+def _identity_kept(cfg: Config, sources: np.ndarray, expressions: np.ndarray, renders: int) -> dict[str, Any]:
+    """Identity kept by the generators (gray sources (N, S, S), expressions (N, 6, S, S)) and in the world.
+
+    The reference asks the same of rendered people the Fisherfaces were not fitted on.
+    """
+    people = cfg.generate.identity_people
+    space, info = fisherfaces(cfg, people, renders)
+    n_id = min(len(sources), 200)  # 1 in 200 by chance
+    ref_src, ref_expr = rendered_expressions(cfg, range(people, people + n_id))
+
+    def kept_in(project, src: np.ndarray, expr: np.ndarray) -> float:
+        return identity_kept(project(expr).reshape(n_id, 6, -1), project(src))
+
+    return {"persons": n_id, "chance": 1 / n_id, "fisherfaces": info,
+            "fisherfaces_generated": kept_in(lambda g: space.transform(flat(g)), sources[:n_id], expressions[:n_id]),
+            "fisherfaces_rendered_people": kept_in(lambda g: space.transform(flat(g)), ref_src, ref_expr),
+            "gray_pixels": kept_in(lambda g: _centred(flat(g)), sources[:n_id], expressions[:n_id]),
+            "gray_pixels_rendered_people": kept_in(lambda g: _centred(flat(g)), ref_src, ref_expr)}
+
+
+def _gray(rgb: np.ndarray, size: int) -> np.ndarray:
+    """RGB faces (..., H, W, 3) -> gray (..., size, size), without re-cropping."""
+    flat_rgb = rgb.reshape(-1, *rgb.shape[-3:])
+    out = np.stack([cv2.resize(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA)
+                    for x in flat_rgb])
+    return out.reshape(*rgb.shape[:-3], size, size)
+
+
+def _centred(rows: np.ndarray) -> np.ndarray:
+    """Face rows minus their mean face, so cosine compares what differs between faces."""
+    return rows - rows.mean(0)
 
 
 def quality_table(q: dict[str, Any]) -> str:
@@ -178,9 +187,12 @@ def quality_table(q: dict[str, Any]) -> str:
         ("expression transfer: CNN (real faces only) reads the requested expression",
          "≥ 85 %", f"{t['accuracy']:.1%} of {t['faces']} held-out faces × 6 ({per_class}); "
                    f"the CNN's own real validation accuracy {q['expression_cnn']['val_accuracy_real']:.1%}"),
-        ("identity kept: nearest source (cosine, CNN features) is the person's own",
-         "≥ 90 %", f"{k['cnn_features']:.1%} of {k['persons']} persons × 6 (chance {k['chance']:.1%})"),
-        ("identity kept: same, in mean-centred gray pixels", "—", f"{k['gray_pixels']:.1%}"),
+        ("identity kept: nearest source (cosine, Fisherfaces) is the person's own",
+         "≥ 90 %", f"{k['fisherfaces_generated']:.1%} of {k['persons']} persons × 6 (chance {k['chance']:.1%}); "
+                   f"rendered people's own six expressions: {k['fisherfaces_rendered_people']:.1%} "
+                   f"(Fisherfaces fitted on {k['fisherfaces']['people']} other rendered people)"),
+        ("identity kept: same, in mean-centred gray pixels", "—",
+         f"{k['gray_pixels']:.1%}; rendered people: {k['gray_pixels_rendered_people']:.1%}"),
         (f"diversity: near-duplicate identities (nearest-neighbour RMS < {gen['threshold_rms']})",
          "0", f"{gen['near_duplicates']} of {gen['faces']} (min RMS {gen['nn_rms_min']:.3f}, median "
               f"{gen['nn_rms_median']:.3f}); real FFHQ-like: {real['near_duplicates']} of {real['faces']} "
