@@ -129,3 +129,11 @@ def test_generated_faces_are_compared_without_a_second_crop():
     gray = _gray(rgb, 64)
     assert gray.shape == (2, 3, 64, 64)
     assert np.array_equal(gray[1, 2], cv2.cvtColor(rgb[1, 2], cv2.COLOR_RGB2GRAY))
+
+
+def test_too_few_identity_people_is_a_config_error_naming_the_key():
+    from fer_utils.config import ConfigError, load_config
+    from fer_utils.gan.quality import _identity_kept
+    cfg = load_config("quick", {"generate.identity_people": 1})
+    with pytest.raises(ConfigError, match="generate.identity_people"):
+        _identity_kept(cfg, np.zeros((2, 64, 64), np.uint8), np.zeros((2, 6, 64, 64), np.uint8), 8)

@@ -151,6 +151,8 @@ def _identity_kept(cfg: Config, sources: np.ndarray, expressions: np.ndarray, re
     The reference asks the same of rendered people the Fisherfaces were not fitted on.
     """
     people = cfg.generate.identity_people
+    if people < 2:
+        raise ConfigError(f"generate.identity_people = {people}: Fisherfaces need at least 2 people to separate")
     space, info = fisherfaces(cfg, people, renders)
     n_id = min(len(sources), 200)  # 1 in 200 by chance
     ref_src, ref_expr = rendered_expressions(cfg, range(people, people + n_id))
