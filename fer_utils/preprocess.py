@@ -91,9 +91,13 @@ def crop_face(gray: np.ndarray, margin: float, size: int,
         return crop_square(gray, found, margin, size), "haar"
     if box is not None:
         return crop_square(gray, box, 0.0, size), "database box"
-    side = min(gray.shape[:2])
-    centre = ((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)
-    return crop_square(gray, centre, 0.0, size), NO_FACE
+    return crop_square(gray, centre_box(gray), 0.0, size), NO_FACE
+
+
+def centre_box(image: np.ndarray) -> tuple[int, int, int, int]:
+    """The largest centred square (x, y, w, h): where a face is taken to be when none is found."""
+    side = min(image.shape[:2])
+    return (image.shape[1] - side) // 2, (image.shape[0] - side) // 2, side, side
 
 
 def _crop_job(job: tuple[list[Sample], float, int, bool]) -> list[tuple[np.ndarray | None, str]]:

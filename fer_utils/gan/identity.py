@@ -23,7 +23,7 @@ from ..emotions import ALL_LABELS, EMOTIONS
 from ..facegen import STYLES, render_style, sample_identities
 from ..facegen.identity import take
 from ..facegen.styles import image_shape, nuisance
-from ..preprocess import crop_square, detect_face
+from ..preprocess import centre_box, crop_square, detect_face
 from .features import cnn_input
 
 IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw below (writers.POOL_OFFSET)
@@ -62,9 +62,7 @@ def rendered_expressions(cfg: Config, people: Sequence[int]) -> tuple[np.ndarray
 
 def _box(gray: np.ndarray) -> tuple[int, int, int, int]:
     """Haar box of a face, or the centre square when none is found (as ``crop_face`` falls back)."""
-    found = detect_face(gray)
-    side = min(gray.shape)
-    return found or ((gray.shape[1] - side) // 2, (gray.shape[0] - side) // 2, side, side)
+    return detect_face(gray) or centre_box(gray)
 
 
 def fisherfaces(cfg: Config, people: int, renders: int = 8) -> tuple[Pipeline, dict[str, Any]]:
