@@ -127,6 +127,7 @@ class GenerateConfig:
     stargan_weights: str = ""
     seed: int = 0
     identity_people: int = 600  # rendered people the quality check fits its identity space (Fisherfaces) on
+    reuse_quality: bool = True  # 01 shows the shipped weights' recorded quality when it describes this config
 
 
 @dataclass(frozen=True)

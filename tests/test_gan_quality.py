@@ -137,3 +137,44 @@ def test_too_few_identity_people_is_a_config_error_naming_the_key():
     cfg = load_config("quick", {"generate.identity_people": 1})
     with pytest.raises(ConfigError, match="generate.identity_people"):
         _identity_kept(cfg, np.zeros((2, 64, 64), np.uint8), np.zeros((2, 6, 64, 64), np.uint8), 8)
+
+
+# ---------------------------------------------------------------- the shipped weights' recorded quality
+def _default(tmp_path, **overrides):
+    from fer_utils.config import load_config
+    return load_config("default", {"results_dir": str(tmp_path / "results"), **overrides})
+
+
+def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tmp_path):
+    from fer_utils.gan.quality import recorded_quality
+    q = recorded_quality(_default(tmp_path))
+    assert q is not None and q["preset"] == "default"
+    assert 0 <= q["expression_transfer"]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("overrides, identities", [({"generate.truncation_psi": 0.5}, 1000), ({}, 500)])
+def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides, identities):
+    from fer_utils.gan.quality import recorded_quality
+    assert recorded_quality(_default(tmp_path, **overrides), identities) is None
+
+
+def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
+    import shutil
+    from fer_utils.gan import quality
+    from fer_utils.gan.shipped import SHIPPED
+    copy = tmp_path / "mine.safetensors"  # the same bytes, but the user's file
+    shutil.copyfile(SHIPPED["stargan"], copy)
+    assert quality.recorded_quality(_default(tmp_path, **{"generate.stargan_weights": str(copy)})) is None
+    monkeypatch.setattr(quality, "sha256", lambda path: "0" * 64)  # shipped files changed since measured
+    assert quality.recorded_quality(_default(tmp_path)) is None
+
+
+def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch):
+    from fer_utils.gan import quality
+    measured = {"measured": True}
+    monkeypatch.setattr(quality, "report_quality", lambda cfg, identities: measured)
+    reused = quality.quality_of(_default(tmp_path))
+    assert reused is not measured and reused["preset"] == "default"
+    assert (tmp_path / "results" / "gan" / "quality.json").is_file()
+    assert quality.quality_of(_default(tmp_path, **{"generate.reuse_quality": False})) is measured
+    assert quality.quality_of(_default(tmp_path, **{"generate.truncation_psi": 0.5})) is measured

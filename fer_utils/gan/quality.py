@@ -16,6 +16,7 @@ Every face goes through the real data's preprocessing (Haar crop + margin, gray,
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from .features import cnn_input, penultimate
 from .generate import sha256
 from .identity import fisherfaces, flat, rendered_expressions
 from .pipeline import Pipeline, latents, load_pipeline
-from .shipped import SHIPPED, record_provenance
+from .shipped import PROVENANCE, SHIPPED, record_provenance, weights_path
 
 DUPLICATE_RMS = 0.02  # about 5 gray levels on average: visually the same face
 
@@ -204,6 +205,36 @@ def quality_table(q: dict[str, Any]) -> str:
          f"({f['samples']} faces each)"),
     ]
     return markdown_table(("measure", "target", "this run"), rows)
+
+
+def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | None:
+    """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
+
+    They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
+    preset, truncation and number of identities are the ones measured. Measuring again fits a CNN and
+    Fisherfaces (20-30 min on 2 CPU cores) and gives the same numbers, so ``make reproduce`` shows these.
+    """
+    pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
+    if any(path.resolve() != SHIPPED[model].resolve() for model, path in pipe_paths.items()) or not PROVENANCE.is_file():
+        return None
+    q = json.loads(PROVENANCE.read_text()).get(SHIPPED["stargan"].name, {}).get("quality")
+    if not q or q.get("preset") != cfg.preset or q.get("truncation_psi") != cfg.generate.truncation_psi \
+            or q["diversity"]["generated"]["faces"] != identities:
+        return None
+    if any(q["weights"][model]["sha256"] != sha256(path) for model, path in pipe_paths.items()):
+        return None
+    return q
+
+
+def quality_of(cfg: Config, identities: int = 1000) -> dict[str, Any]:
+    """The generators' quality: recorded (``generate.reuse_quality`` and a matching record) or measured."""
+    q = recorded_quality(cfg, identities) if cfg.generate.reuse_quality else None
+    if q is None:
+        return report_quality(cfg, identities)
+    print(f"quality recorded beside the shipped weights ({PROVENANCE.name}, preset {q['preset']}); "
+          f"`python -m fer_utils quality --preset {cfg.preset}` measures it again")
+    write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
+    return q
 
 
 def report_quality(cfg: Config, identities: int = 1000, ship: bool = False) -> dict[str, Any]:
