@@ -30,10 +30,11 @@ define run_notebooks
 endef
 
 reproduce: $(VENV)/.stamp-test  ## the whole paper on params/$(PRESET).yaml: notebooks 01-05, the sweep, 06-07
-	@mkdir -p $(EXECUTED)
+	@mkdir -p $(EXECUTED) && date +%s > $(EXECUTED)/.started
 	$(call run_notebooks,$(BEFORE_SWEEP))
 	$(PY) -m fer_utils sweep --preset $(PRESET)
 	$(call run_notebooks,$(AFTER_SWEEP))
+	@echo "make reproduce (preset $(PRESET)): $$(( ($$(date +%s) - $$(cat $(EXECUTED)/.started)) / 60 )) min after set-up"
 
 test: $(VENV)/.stamp-test  ## unit tests + notebooks under nbval on the quick preset
 	$(VENV)/bin/pytest --nbval-lax tests $(NOTEBOOKS)
