@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .benchmarks import available as available_benchmarks
 from .config import PRESETS, Config, ConfigError, load_config, parse_override
@@ -45,10 +46,11 @@ def _cmd_train(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
-    from .gan.shipped import ship
+    from .gan.shipped import SHIPPED, ship
     from .gan.train import train_gan
 
-    path = train_gan(cfg, args.model, resume=not args.restart)
+    init = None if args.init is None else SHIPPED[args.model] if args.init == "shipped" else Path(args.init)
+    path = train_gan(cfg, args.model, resume=not args.restart, init=init)
     if args.ship:
         print(f"shipped: {ship(args.model, path)}")
     return 0
@@ -117,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-gan", parents=[common], help="train StyleGAN2 or StarGAN on the world")
     p.add_argument("model", choices=["stylegan2", "stargan"])
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start the generator from these .safetensors ('shipped': the project's) with a fresh "
+                        "discriminator, to train on in a later session; unused when a checkpoint is resumed")
     p.add_argument("--ship", action="store_true",
                    help="copy the weights into fer_utils/gan/weights/ (the project's defaults) with provenance")
     p.set_defaults(func=_cmd_train_gan)

@@ -5,6 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from fer_utils.config import ConfigError, load_config
 from fer_utils.emotions import AFFECTNET_CODES, CONTEMPT
@@ -166,3 +167,23 @@ def test_train_gan_stylegan2_exports_weights_and_provenance(world, tmp_path):
 def test_no_usable_faces_is_a_clear_error(world, tmp_path):
     with pytest.raises(ConfigError, match=r"data\.ffhq: no usable held-out faces"):
         gan_faces(world_cfg(world, tmp_path), "ffhq", labelled=False, held_out=True)
+
+
+def test_train_gan_init_starts_from_given_weights_and_records_them(world, tmp_path):
+    first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
+    cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 0})
+    path = train_gan(cfg, "stargan", progress=False, init=first)  # no iteration: G is the init, unchanged
+    for (name, a), b in zip(load_weights(first).state_dict().items(), load_weights(path).state_dict().values()):
+        assert torch.equal(a, b), name
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    assert prov["initialised_from"]["path"] == str(first) and prov["initialised_from"]["iterations"] == 3
+    assert len(prov["initialised_from"]["sha256"]) == 64
+
+
+def test_train_gan_init_of_another_architecture_is_refused_naming_the_file(world, tmp_path):
+    first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
+    cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_g_conv_dim": 8})
+    with pytest.raises(ConfigError, match=rf"--init {first}: .*conv_dim=4 .*conv_dim=8"):
+        train_gan(cfg, "stargan", progress=False, init=first)
+    with pytest.raises(ConfigError, match="not a generator saved by train-gan"):
+        train_gan(cfg, "stargan", progress=False, init=tmp_path / "missing.safetensors")

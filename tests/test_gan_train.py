@@ -37,12 +37,12 @@ STYLEGAN2_TOY = tsg.StyleGAN2TrainConfig(resolution=16, z_dim=16, w_dim=16, chan
                                          d_reg_interval=4, lr=0.002)
 
 
-def run_stargan(images, labels, cfg, out_dir):
-    return ts.train_stargan(images, labels, cfg, out_dir, device="cpu", progress=False)
+def run_stargan(images, labels, cfg, out_dir, init=None):
+    return ts.train_stargan(images, labels, cfg, out_dir, device="cpu", progress=False, init=init)
 
 
-def run_stylegan2(images, labels, cfg, out_dir):
-    return tsg.train_stylegan2(images, cfg, out_dir, device="cpu", progress=False)
+def run_stylegan2(images, labels, cfg, out_dir, init=None):
+    return tsg.train_stylegan2(images, cfg, out_dir, device="cpu", progress=False, init=init)
 
 
 @pytest.mark.parametrize("module, run, cfg", [
@@ -99,3 +99,12 @@ def test_bad_labels_are_refused(tmp_path, labels, match):
     images, _ = toy_faces(n=3)
     with pytest.raises(ValueError, match=match):
         ts.train_stargan(images, labels, STARGAN_TOY, tmp_path, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("run, cfg", [(run_stargan, STARGAN_TOY), (run_stylegan2, STYLEGAN2_TOY)])
+def test_training_can_start_from_a_given_generator(tmp_path, run, cfg):
+    images, labels = toy_faces()
+    G, _ = run(images, labels, dataclasses.replace(cfg, num_iters=3), tmp_path / "a")
+    G_next, _ = run(images, labels, dataclasses.replace(cfg, num_iters=0), tmp_path / "b", init=G)  # no step
+    for (name, a), b in zip(G.state_dict().items(), G_next.state_dict().values()):
+        assert torch.equal(a, b), name

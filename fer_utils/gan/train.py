@@ -14,17 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from ..config import Config, ConfigError
 from ..facegen.world import MANIFEST
 from ..preprocess import ensure_inputs
 from ..runtime import resolve_device, versions, write_json
 from .data import STARGAN_DOMAINS, gan_faces
+from .generate import sha256
 from .shipped import DATABASES, weights_name
 from .train_stargan import StarGANTrainConfig, train_stargan
 from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
 from .training import load_checkpoint
-from .weights import save_weights
+from .weights import load_weights, read_metadata, save_weights
 
 
 def stargan_config(cfg: Config) -> StarGANTrainConfig:
@@ -52,7 +54,7 @@ def stylegan2_config(cfg: Config) -> StyleGAN2TrainConfig:
         sample_step=snapshot, model_save_step=snapshot, seed=g.seed)
 
 
-def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = True) -> Path:
+def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = True, init: Path | None = None) -> Path:
     """Train ``model`` (stylegan2 or stargan) and return its exported fp16 ``.safetensors`` file.
 
     Args:
@@ -61,6 +63,8 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         model: ``stylegan2`` (identities, FFHQ-like faces) or ``stargan`` (expressions, AffectNet-like).
         resume: continue from ``checkpoint.pt``; False deletes it first (``--restart``).
         progress: show a tqdm bar.
+        init: our ``.safetensors`` of the same generator architecture (e.g. the shipped weights) to
+            start from, with a fresh discriminator (``--init``): more iterations in a later session.
     """
     if model not in DATABASES:
         raise ConfigError(f"unknown GAN {model!r}; choose one of {', '.join(DATABASES)}")
@@ -73,24 +77,56 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     ckpt = load_checkpoint(out_dir / "checkpoint.pt")
     start = int(ckpt["step"]) if ckpt else 0
     device = resolve_device(cfg.device)
+    trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
+    config = generator_config(trainer)
+    G_init = initial_generator(init, config) if init is not None and not start else None
+    if init is not None and start:
+        print(f"{model}: --init {init} not used: resuming from {out_dir / 'checkpoint.pt'} at iteration {start}")
     t0 = time.perf_counter()
     if model == "stargan":
-        trainer = stargan_config(cfg)
-        G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress)
-        config = dict(conv_dim=trainer.g_conv_dim, c_dim=trainer.c_dim, repeat_num=trainer.g_repeat_num)
+        G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, G_init)
     else:
-        trainer = stylegan2_config(cfg)
-        G, history = train_stylegan2(images, trainer, out_dir, str(device), progress)
-        config = G.config()
+        G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, G_init)
     earlier = out_dir / "provenance.json"
     seconds_before = json.loads(earlier.read_text()).get("seconds_total", 0.0) if start and earlier.is_file() else 0.0
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
                              time.perf_counter() - t0, seconds_before, device, history)
+    if G_init is not None:
+        provenance["initialised_from"] = _init_record(init)
+    elif start and earlier.is_file():
+        provenance["initialised_from"] = json.loads(earlier.read_text()).get("initialised_from")
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
     write_json(out_dir / "provenance.json", provenance)
     print(f"{model}: {len(history)} iterations, weights {path} ({path.stat().st_size / 1e6:.1f} MB fp16)")
     return path
+
+
+def generator_config(trainer: StarGANTrainConfig | StyleGAN2TrainConfig) -> dict[str, Any]:
+    """The generator's constructor kwargs, as ``save_weights`` records them, for a trainer config."""
+    if isinstance(trainer, StarGANTrainConfig):
+        return dict(conv_dim=trainer.g_conv_dim, c_dim=trainer.c_dim, repeat_num=trainer.g_repeat_num)
+    return trainer.generator_kwargs()
+
+
+def initial_generator(path: Path, config: dict[str, Any]) -> torch.nn.Module:
+    """The generator saved in ``path``, refused (naming the file) unless it has the configured architecture."""
+    try:
+        saved = read_metadata(path)["config"]
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise ConfigError(f"--init {path}: not a generator saved by train-gan ({exc})") from exc
+    if saved != config:
+        differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        raise ConfigError(f"--init {path}: its generator has {', '.join(f'{k}={saved.get(k)}' for k in differ)} "
+                          f"but gan.* asks for {', '.join(f'{k}={config.get(k)}' for k in differ)}")
+    return load_weights(path)
+
+
+def _init_record(path: Path) -> dict[str, Any]:
+    """Which weights a run started from, and how they were trained (their own provenance)."""
+    earlier = read_metadata(path).get("provenance", {})
+    return {"path": str(path), "sha256": sha256(path), "iterations": earlier.get("iterations"),
+            "seconds_total": earlier.get("seconds_total"), "initialised_from": earlier.get("initialised_from")}
 
 
 def _provenance(cfg: Config, model: str, database: str, trainer: Any, n_images: int, start: int, iterations: int,

@@ -142,7 +142,8 @@ def save_samples(G: Generator, x_fixed: torch.Tensor, c_dim: int, path: str | os
 
 
 def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfig, out_dir: str | os.PathLike,
-                  device: str = "auto", progress: bool = True) -> tuple[Generator, list[dict[str, float]]]:
+                  device: str = "auto", progress: bool = True,
+                  init: Generator | None = None) -> tuple[Generator, list[dict[str, float]]]:
     """Train StarGAN on uint8 faces (N, S, S[, 3]) with expression indices (N,); resumes from out_dir.
 
     Args:
@@ -152,6 +153,8 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
         out_dir: receives ``checkpoint.pt`` (resumable), ``samples/*.png`` and ``stargan_G.safetensors``.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a tqdm bar.
+        init: a generator of the same architecture to start from (a fresh D learns beside it), so
+            training can go on across sessions from exported weights; a checkpoint in out_dir wins.
     """
     device = resolve_device(device)
     seed_everything(cfg.seed)
@@ -159,6 +162,8 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     labels_all = check_labels(labels, len(x_all), cfg.c_dim).to(device)
     G = Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat_num).to(device)
     D = Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num).to(device)
+    if init is not None:
+        G.load_state_dict(init.state_dict())
     g_opt = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
     d_opt = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
     out_dir = Path(out_dir)

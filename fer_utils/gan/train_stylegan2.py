@@ -124,7 +124,8 @@ def make_optimisers(G: Generator, D: Discriminator, cfg: StyleGAN2TrainConfig) -
 
 
 def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str | os.PathLike,
-                    device: str = "auto", progress: bool = True) -> tuple[Generator, list[dict[str, float]]]:
+                    device: str = "auto", progress: bool = True,
+                    init: Generator | None = None) -> tuple[Generator, list[dict[str, float]]]:
     """Train an unconditional StyleGAN2 on uint8 faces (N, R, R[, 3]); resumes from out_dir; return G_ema.
 
     Args:
@@ -133,11 +134,15 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
         out_dir: receives ``checkpoint.pt`` (resumable), ``samples/*.png`` and ``stylegan2_G_ema.safetensors``.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a tqdm bar.
+        init: a generator of the same architecture (e.g. exported G_ema) that both G and G_ema start
+            from, beside a fresh D, so training can go on across sessions; a checkpoint in out_dir wins.
     """
     device = resolve_device(device)
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.resolution).to(device)  # (N, 3, R, R)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
+    if init is not None:
+        G.load_state_dict(init.state_dict())
     D = Discriminator(0, cfg.resolution, 3, cfg.channel_base, cfg.channel_max,
                       mbstd_group_size=min(4, cfg.batch_size)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
