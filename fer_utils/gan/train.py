@@ -78,7 +78,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     start = int(ckpt["step"]) if ckpt else 0
     device = resolve_device(cfg.device)
     trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
-    config = generator_config(trainer)
+    config = trainer.generator_kwargs()
     G_init = initial_generator(init, config) if init is not None and not start else None
     if init is not None and start:
         print(f"{model}: --init {init} not used: resuming from {out_dir / 'checkpoint.pt'} at iteration {start}")
@@ -100,13 +100,6 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     write_json(out_dir / "provenance.json", provenance)
     print(f"{model}: {len(history)} iterations, weights {path} ({path.stat().st_size / 1e6:.1f} MB fp16)")
     return path
-
-
-def generator_config(trainer: StarGANTrainConfig | StyleGAN2TrainConfig) -> dict[str, Any]:
-    """The generator's constructor kwargs, as ``save_weights`` records them, for a trainer config."""
-    if isinstance(trainer, StarGANTrainConfig):
-        return dict(conv_dim=trainer.g_conv_dim, c_dim=trainer.c_dim, repeat_num=trainer.g_repeat_num)
-    return trainer.generator_kwargs()
 
 
 def initial_generator(path: Path, config: dict[str, Any]) -> torch.nn.Module:

@@ -43,6 +43,10 @@ class StarGANTrainConfig:
     model_save_step: int = 10000
     seed: int = 0
 
+    def generator_kwargs(self) -> dict:
+        """Return the Generator kwargs (what ``save_weights`` records as its config)."""
+        return dict(conv_dim=self.g_conv_dim, c_dim=self.c_dim, repeat_num=self.g_repeat_num)
+
 
 def gradient_penalty(out_src: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Return mean((||d out_src / d x_hat||_2 - 1)^2) (WGAN-GP)."""
@@ -160,7 +164,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.image_size).to(device)  # (N, 3, S, S)
     labels_all = check_labels(labels, len(x_all), cfg.c_dim).to(device)
-    G = Generator(cfg.g_conv_dim, cfg.c_dim, cfg.g_repeat_num).to(device)
+    G = Generator(**cfg.generator_kwargs()).to(device)
     D = Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num).to(device)
     if init is not None:
         G.load_state_dict(init.state_dict())
@@ -207,6 +211,5 @@ def resume(path: Path, cfg: StarGANTrainConfig, G: Generator, D: Discriminator, 
 
 def export_generator(G: Generator, cfg: StarGANTrainConfig, path: Path) -> Path:
     """Save the trained generator as safetensors with its config and training provenance."""
-    config = dict(conv_dim=cfg.g_conv_dim, c_dim=cfg.c_dim, repeat_num=cfg.g_repeat_num)
-    return save_weights(G, path, config, provenance={"trainer": "fer_utils.gan.train_stargan",
+    return save_weights(G, path, cfg.generator_kwargs(), provenance={"trainer": "fer_utils.gan.train_stargan",
                                                       "config": dataclasses.asdict(cfg)})
