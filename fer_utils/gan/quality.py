@@ -97,9 +97,11 @@ def expression_cnn(cfg: Config, epochs: int, max_train: int) -> tuple[nn.Module,
     seed_everything(cfg.train.seed)
     tc = dataclasses.replace(cfg.train, epochs=epochs)
     result = fit("cnn", train, val, tc, resolve_device(cfg.device), seeds=(cfg.train.seed,), progress=False)[0]
-    acc = float((predict(result.model, val.images).argmax(1) == val.labels).mean())
+    hit = predict(result.model, val.images).argmax(1) == val.labels
     info = {"train_faces": len(train.labels), "val_faces": len(val.labels), "epochs": epochs,
-            "best_epoch": result.best_epoch, "val_accuracy_real": acc}
+            "best_epoch": result.best_epoch, "val_accuracy_real": float(hit.mean()),
+            "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
+                                            for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
     return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
 
 
