@@ -214,7 +214,7 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
     preset, truncation and number of identities are the ones measured. Measuring again fits a CNN and
-    Fisherfaces (20-30 min on 2 CPU cores) and gives the same numbers, so ``make reproduce`` shows these.
+    Fisherfaces on the same world (20-30 min on 2 CPU cores), so ``make reproduce`` shows these.
     """
     pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
     if any(path.resolve() != SHIPPED[model].resolve() for model, path in pipe_paths.items()) or not PROVENANCE.is_file():
