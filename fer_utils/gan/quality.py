@@ -217,7 +217,8 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
     Fisherfaces on the same world (20-30 min on 2 CPU cores), so ``make reproduce`` shows these.
     """
     pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
-    if any(path.resolve() != SHIPPED[model].resolve() for model, path in pipe_paths.items()) or not PROVENANCE.is_file():
+    shipped = all(path.resolve() == SHIPPED[model].resolve() for model, path in pipe_paths.items())
+    if not shipped or not PROVENANCE.is_file():
         return None
     q = json.loads(PROVENANCE.read_text()).get(SHIPPED["stargan"].name, {}).get("quality")
     if not q or q.get("preset") != cfg.preset or q.get("truncation_psi") != cfg.generate.truncation_psi \

@@ -87,14 +87,11 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, G_init)
     else:
         G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, G_init)
-    earlier = out_dir / "provenance.json"
-    seconds_before = json.loads(earlier.read_text()).get("seconds_total", 0.0) if start and earlier.is_file() else 0.0
+    earlier_path = out_dir / "provenance.json"
+    earlier = json.loads(earlier_path.read_text()) if start and earlier_path.is_file() else {}  # the resumed run's
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
-                             time.perf_counter() - t0, seconds_before, device, history)
-    if G_init is not None:
-        provenance["initialised_from"] = _init_record(init)
-    elif start and earlier.is_file():
-        provenance["initialised_from"] = json.loads(earlier.read_text()).get("initialised_from")
+                             time.perf_counter() - t0, earlier.get("seconds_total", 0.0), device, history)
+    provenance["initialised_from"] = _init_record(init) if G_init is not None else earlier.get("initialised_from")
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
     write_json(out_dir / "provenance.json", provenance)
