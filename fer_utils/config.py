@@ -128,6 +128,8 @@ class GenerateConfig:
     seed: int = 0
     identity_people: int = 600  # rendered people the quality check fits its identity space (Fisherfaces) on
     reuse_quality: bool = True  # 01 shows the shipped weights' recorded quality when it describes this config
+    judge_epochs: int = 20  # the quality check's expression CNN (train recipe, early stopping): epoch cap
+    judge_faces: int = 0  # its training faces, drawn from the AffectNet(-like) training list; 0 = all
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,9 @@ def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tm
     assert 0 <= q["expression_transfer"]["accuracy"] <= 1
 
 
-@pytest.mark.parametrize("overrides, identities", [({"generate.truncation_psi": 0.5}, 1000), ({}, 500)])
+@pytest.mark.parametrize("overrides, identities", [
+    ({"generate.truncation_psi": 0.5}, 1000), ({}, 500),
+    ({"generate.judge_epochs": 20}, 1000), ({"generate.judge_faces": 0}, 1000)])
 def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides, identities):
     from fer_utils.gan.quality import recorded_quality
     assert recorded_quality(_default(tmp_path, **overrides), identities) is None
@@ -178,3 +180,26 @@ def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, mo
     assert (tmp_path / "results" / "gan" / "quality.json").is_file()
     assert quality.quality_of(_default(tmp_path, **{"generate.reuse_quality": False})) is measured
     assert quality.quality_of(_default(tmp_path, **{"generate.truncation_psi": 0.5})) is measured
+
+
+@pytest.mark.parametrize("judge_faces, trained_on", [(0, 40), (25, 25), (1000, 40)])
+def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, judge_faces, trained_on):
+    from types import SimpleNamespace
+    from fer_utils.gan import quality
+    rng = np.random.default_rng(0)
+    splits = ["train"] * 40 + ["val"] * 12
+    faces = SimpleNamespace(images=rng.integers(0, 255, (52, 64, 64), dtype=np.uint8),
+                            labels=np.arange(52) % 6, manifest=[{"split": s} for s in splits])
+    seen = {}
+
+    def fake_fit(name, train, val, recipe, device, seeds, progress):
+        seen.update(train=len(train.labels), val=len(val.labels), epochs=recipe.epochs)
+        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1)]
+
+    monkeypatch.setattr(quality, "load_database", lambda cfg, name: faces)
+    monkeypatch.setattr(quality, "fit", fake_fit)
+    cfg = _default(tmp_path, **{"generate.judge_epochs": 3, "generate.judge_faces": judge_faces})
+    _, info, real = quality.expression_cnn(cfg)
+    assert seen == {"train": trained_on, "val": 12, "epochs": 3}
+    assert (info["train_faces"], info["faces_requested"], info["epochs"]) == (trained_on, judge_faces, 3)
+    assert len(real["train"]) == 40 and len(real["val"]) == 12

@@ -87,37 +87,42 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x if len(x) <= n else x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
 
 
-def expression_cnn(cfg: Config, epochs: int, max_train: int) -> tuple[nn.Module, dict[str, Any], dict[str, np.ndarray]]:
-    """Table-1 CNN trained on world AffectNet-like gray faces (training list); its facts; train/val faces."""
+def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np.ndarray]]:
+    """Table-1 CNN trained on world AffectNet-like gray faces (training list); its facts; train/val faces.
+
+    Its budget is ``generate.judge_epochs`` (the train recipe's early stopping on the validation
+    list applies) and ``generate.judge_faces`` training faces (0 = the whole training list).
+    """
+    epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
     faces = load_database(cfg, "affectnet")
     split = np.array([row["split"] for row in faces.manifest])
-    train_idx = _subsample(np.flatnonzero(split == "train"), max_train, cfg.train.seed)
+    train_idx = np.flatnonzero(split == "train")
+    train_idx = _subsample(train_idx, max_train or len(train_idx), cfg.train.seed)
     train = ArraySplit(faces.images[train_idx], faces.labels[train_idx])
     val = ArraySplit(faces.images[split == "val"], faces.labels[split == "val"])
     seed_everything(cfg.train.seed)
     tc = dataclasses.replace(cfg.train, epochs=epochs)
     result = fit("cnn", train, val, tc, resolve_device(cfg.device), seeds=(cfg.train.seed,), progress=False)[0]
     hit = predict(result.model, val.images).argmax(1) == val.labels
-    info = {"train_faces": len(train.labels), "val_faces": len(val.labels), "epochs": epochs,
+    info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels), "epochs": epochs,
             "best_epoch": result.best_epoch, "val_accuracy_real": float(hit.mean()),
             "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
                                             for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
     return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
 
 
-def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, cnn_epochs: int = 6,
-                    max_train: int = 6000, identity_renders: int = 8) -> dict[str, Any]:
+def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, identity_renders: int = 8) -> dict[str, Any]:
     """The four quality numbers of ``pipe``'s generators (see the module docstring).
 
     Args:
-        cfg: world data (``data.affectnet``, ``data.ffhq``), ``preprocess`` crop, ``train`` recipe, seeds.
+        cfg: world data (``data.affectnet``, ``data.ffhq``), ``preprocess`` crop, ``train`` recipe and the
+            judging CNN's budget (``generate.judge_epochs``, ``generate.judge_faces``), seeds.
         pipe: the generators to judge (``load_pipeline(cfg)``).
         identities: generated persons for diversity and the Frechet distance (the paper's 1000-ish).
-        cnn_epochs, max_train: the judging CNN's budget (epochs, training faces).
         identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
     margin, size = cfg.preprocess.margin, cfg.preprocess.image_size
-    model, cnn, real = expression_cnn(cfg, cnn_epochs, max_train)
+    model, cnn, real = expression_cnn(cfg)
     # 1. expression transfer on held-out faces (six targets each)
     held, held_labels = gan_faces(cfg, "affectnet", labelled=True, held_out=True)
     translated = pipe.translate(held)  # (N, 6, S, S, 3)
@@ -186,12 +191,14 @@ def _centred(rows: np.ndarray) -> np.ndarray:
 def quality_table(q: dict[str, Any]) -> str:
     """The four measurements of ``measure_quality`` as a markdown table, each beside its target."""
     t, k, d, f = q["expression_transfer"], q["identity_kept"], q["diversity"], q["frechet_cnn"]
+    judge = q["expression_cnn"]
     per_class = ", ".join(f"{name} {acc:.0%}" for name, acc in t["per_class"].items())
     gen, real = d["generated"], d["real_ffhq"]
     rows = [
         ("expression transfer: CNN (real faces only) reads the requested expression",
          "≥ 85 %", f"{t['accuracy']:.1%} of {t['faces']} held-out faces × 6 ({per_class}); "
-                   f"the CNN's own real validation accuracy {q['expression_cnn']['val_accuracy_real']:.1%}"),
+                   f"the CNN's own real validation accuracy {judge['val_accuracy_real']:.1%} "
+                   f"({judge['train_faces']} training faces, best epoch {judge['best_epoch']} of {judge['epochs']})"),
         ("identity kept: nearest source (cosine, Fisherfaces) is the person's own",
          "≥ 90 %", f"{k['fisherfaces_generated']:.1%} of {k['persons']} persons × 6 (chance {k['chance']:.1%}); "
                    f"rendered people's own six expressions: {k['fisherfaces_rendered_people']:.1%} "
@@ -213,7 +220,7 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
     """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
-    preset, truncation and number of identities are the ones measured. Measuring again fits a CNN and
+    preset, truncation, number of identities and judging CNN's budget are the ones measured. Measuring again fits a CNN and
     Fisherfaces on the same world (20-30 min on 2 CPU cores), so ``make reproduce`` shows these.
     """
     pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
@@ -223,6 +230,9 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
     q = json.loads(PROVENANCE.read_text()).get(SHIPPED["stargan"].name, {}).get("quality")
     if not q or q.get("preset") != cfg.preset or q.get("truncation_psi") != cfg.generate.truncation_psi \
             or q["diversity"]["generated"]["faces"] != identities:
+        return None
+    judge = q["expression_cnn"]
+    if (judge["epochs"], judge.get("faces_requested")) != (cfg.generate.judge_epochs, cfg.generate.judge_faces):
         return None
     if any(q["weights"][model]["sha256"] != sha256(path) for model, path in pipe_paths.items()):
         return None
