@@ -203,3 +203,12 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
     assert seen == {"train": trained_on, "val": 12, "epochs": 3}
     assert (info["train_faces"], info["faces_requested"], info["epochs"]) == (trained_on, judge_faces, 3)
     assert len(real["train"]) == 40 and len(real["val"]) == 12
+
+
+@pytest.mark.parametrize("overrides", [{"generate.judge_epochs": 0}, {"generate.judge_faces": -1}])
+def test_the_judging_cnn_refuses_a_budget_it_cannot_train_on(tmp_path, monkeypatch, overrides):
+    from fer_utils.config import ConfigError
+    from fer_utils.gan import quality
+    monkeypatch.setattr(quality, "load_database", lambda cfg, name: pytest.fail("read data before checking"))
+    with pytest.raises(ConfigError, match="generate.judge_epochs = .*generate.judge_faces = "):
+        quality.expression_cnn(_default(tmp_path, **overrides))

@@ -94,6 +94,9 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     list applies) and ``generate.judge_faces`` training faces (0 = the whole training list).
     """
     epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
+    if epochs < 1 or max_train < 0:
+        raise ConfigError(f"generate.judge_epochs = {epochs}, generate.judge_faces = {max_train}: "
+                          "the judging CNN needs at least 1 epoch and 0 (all) or more training faces")
     faces = load_database(cfg, "affectnet")
     split = np.array([row["split"] for row in faces.manifest])
     train_idx = np.flatnonzero(split == "train")
@@ -104,8 +107,8 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     tc = dataclasses.replace(cfg.train, epochs=epochs)
     result = fit("cnn", train, val, tc, resolve_device(cfg.device), seeds=(cfg.train.seed,), progress=False)[0]
     hit = predict(result.model, val.images).argmax(1) == val.labels
-    info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels), "epochs": epochs,
-            "best_epoch": result.best_epoch, "val_accuracy_real": float(hit.mean()),
+    info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels),
+            "epochs": epochs, "best_epoch": result.best_epoch, "val_accuracy_real": float(hit.mean()),
             "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
                                             for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
     return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
@@ -220,8 +223,9 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
     """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
-    preset, truncation, number of identities and judging CNN's budget are the ones measured. Measuring again fits a CNN and
-    Fisherfaces on the same world (20-30 min on 2 CPU cores), so ``make reproduce`` shows these.
+    preset, truncation, number of identities and judging CNN's budget are the ones measured.
+    Measuring again fits a CNN and Fisherfaces on the same world (20-30 min on 2 CPU cores), so
+    ``make reproduce`` shows these.
     """
     pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
     shipped = all(path.resolve() == SHIPPED[model].resolve() for model, path in pipe_paths.items())
