@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .models import build_model
-from .runtime import atomic_path, resolve_device, seed_everything
+from .runtime import atomic_path, mixed_precision, resolve_device, seed_everything
 
 
 VMAP_DEVICES = {"cuda"}  # where members run as one vmapped call (kernel-launch bound, so it pays)
@@ -115,11 +115,6 @@ def _member_loss(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, t
     return loss, (logits.argmax(dim=2) == y).sum(dim=1)
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 mixed precision on the GPU; full fp32 on CPU (reproducible, and not slower there)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def _train_epoch(run: dict, gens: list[torch.Generator], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over the training split per member; returns mean loss and accuracy, both (S,)."""
     images, labels, device = run["train"][0], run["train"][1], run["device"]
@@ -130,7 +125,7 @@ def _train_epoch(run: dict, gens: list[torch.Generator], batch_size: int) -> tup
     correct = torch.zeros(len(gens), device=device)
     for i in range(0, n, batch_size):
         x, y = _batch(images, labels, perms[:, i:i + batch_size])  # (S, B, 1, H, W), (S, B)
-        with _autocast(device):
+        with mixed_precision(device):
             logits = _forward(run["base"], run["params"], run["buffers"], x)  # (S, B, C)
         loss, hits = _member_loss(logits, y)
         run["opt"].zero_grad(set_to_none=True)
@@ -153,7 +148,7 @@ def _eval_epoch(run: dict, n_members: int, batch_size: int = 512) -> tuple[torch
     for i in range(0, n, batch_size):
         idx = torch.arange(i, min(i + batch_size, n), device=labels.device).expand(n_members, -1)
         x, y = _batch(images, labels, idx)
-        with _autocast(labels.device):
+        with mixed_precision(labels.device):
             logits = _forward(run["base"], run["params"], run["buffers"], x)
         loss, hits = _member_loss(logits, y)
         loss_sum += loss * y.shape[1]
@@ -294,6 +289,6 @@ def predict(model: nn.Module, images: np.ndarray, device: str | torch.device = "
     probs = []
     for i in range(0, len(x_all), batch_size):
         x = x_all[i:i + batch_size].unsqueeze(1).float().div_(255.0)  # (B, 1, H, W)
-        with _autocast(device):
+        with mixed_precision(device):
             probs.append(torch.softmax(model(x).float(), dim=1))
     return torch.cat(probs).cpu().numpy()

@@ -125,6 +125,22 @@ def test_pipeline_call_shapes_and_determinism(tiny_weights):
     assert not np.array_equal(sources[0], sources[1])
 
 
+def test_pipeline_runs_its_generators_in_mixed_precision_and_returns_the_same_faces(tiny_weights, monkeypatch):
+    from fer_utils.gan import pipeline
+    pipe, _ = load_pipeline(tiny_cfg(*tiny_weights), "cpu")
+    z = latents(0, 0, 3, pipe.stylegan2.z_dim)
+    sources = pipe.identities(z)
+    expressions = pipe.translate(sources)
+    monkeypatch.setattr(pipeline, "mixed_precision", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
+    outputs = []
+    pipe.stargan.register_forward_hook(lambda module, inputs, output: outputs.append(output.dtype))
+    bf16_sources = pipe.identities(z)
+    bf16_expressions = pipe.translate(sources)
+    assert outputs == [torch.bfloat16]  # what the GPU gets
+    for fp32, bf16 in ((sources, bf16_sources), (expressions, bf16_expressions)):
+        assert bf16.dtype == np.uint8 and np.abs(fp32.astype(int) - bf16.astype(int)).mean() < 3
+
+
 def test_load_pipeline_refuses_a_stargan_without_every_emotion(tiny_weights, tmp_path):
     st = stargan.Generator(conv_dim=4, c_dim=7, repeat_num=1)
     domains = [d for d in STARGAN_DOMAINS if d != "sad"] + ["contemptuous"]

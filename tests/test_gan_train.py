@@ -108,3 +108,36 @@ def test_training_can_start_from_a_given_generator(tmp_path, run, cfg):
     G_next, _ = run(images, labels, dataclasses.replace(cfg, num_iters=0), tmp_path / "b", init=G)  # no step
     for (name, a), b in zip(G.state_dict().items(), G_next.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def _bf16_on_cpu(device):
+    """What ``mixed_precision`` gives on a GPU, on CPU: bf16 autocast."""
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def test_gan_steps_run_their_forward_passes_in_mixed_precision(monkeypatch):
+    images, labels = toy_faces()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)[:8]
+    label = torch.as_tensor(labels[:8])
+    conv_dtypes = set()
+    conv2d = torch.nn.functional.conv2d
+
+    def recording_conv2d(*args, **kwargs):
+        out = conv2d(*args, **kwargs)
+        conv_dtypes.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", recording_conv2d)
+    for module in (ts, tsg):
+        monkeypatch.setattr(module, "mixed_precision", _bf16_on_cpu)
+    cfg = dataclasses.replace(STARGAN_TOY, n_critic=1)
+    G, D = ts.Generator(**cfg.generator_kwargs()), ts.Discriminator(16, 8, 3, 3)
+    opts = [torch.optim.Adam(m.parameters(), 1e-4) for m in (G, D)]
+    log = ts.train_step(G, D, *opts, x, label, label.roll(1), cfg, 0)
+    assert set(log) >= {"D/loss_gp", "G/loss_rec"} and all(np.isfinite(v) for v in log.values())
+    cfg = STYLEGAN2_TOY
+    G = tsg.Generator(**cfg.generator_kwargs())
+    D = tsg.Discriminator(0, cfg.resolution, 3, cfg.channel_base, cfg.channel_max, mbstd_group_size=4)
+    log = tsg.train_step(G, D, tsg.copy.deepcopy(G), tsg.make_optimisers(G, D, cfg), x, cfg, 0)
+    assert "D/r1" in log and all(np.isfinite(v) for v in log.values())
+    assert conv_dtypes == {torch.bfloat16}

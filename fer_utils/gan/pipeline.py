@@ -13,14 +13,14 @@ from torch import nn
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..preprocess import crop_face
-from ..runtime import resolve_device
+from ..runtime import mixed_precision, resolve_device
 from .shipped import load_generator, stargan_domains
 from .weights import read_metadata
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output (N, 3, H, W) in [-1, 1] -> RGB uint8 (N, H, W, 3)."""
-    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    """Generator output (N, 3, H, W) in [-1, 1] (fp32 or bf16) -> RGB uint8 (N, H, W, 3)."""
+    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -55,7 +55,9 @@ class Pipeline:
     @torch.no_grad()
     def identities(self, z: torch.Tensor) -> np.ndarray:
         """StyleGAN2 faces (N, R, R, 3) uint8 for latents (N, z_dim); constant noise, so deterministic."""
-        return to_uint8(self.stylegan2(z.to(self.device), None, truncation_psi=self.psi, noise_mode="const"))
+        with mixed_precision(self.device):  # bf16 on the GPU only
+            faces = self.stylegan2(z.to(self.device), None, truncation_psi=self.psi, noise_mode="const")
+        return to_uint8(faces)
 
     def crop(self, faces: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """The real data's crop (Haar + margin, else the centre) at StarGAN's size; and how each was cropped."""
@@ -69,7 +71,8 @@ class Pipeline:
         x = to_tensor(faces, self.device)
         n, d = len(x), len(domains)
         c = F.one_hot(torch.tensor(domains, device=self.device), self.stargan.c_dim).float()
-        out = self.stargan(x.repeat_interleave(d, dim=0), c.repeat(n, 1))  # identity-major, domain-minor
+        with mixed_precision(self.device):
+            out = self.stargan(x.repeat_interleave(d, dim=0), c.repeat(n, 1))  # identity-major, domain-minor
         return to_uint8(out).reshape(n, d, *faces.shape[1:])
 
     def __call__(self, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..runtime import resolve_device, seed_everything
+from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stargan import Discriminator, Generator
 from .training import images_to_tensor, load_checkpoint, save_checkpoint, save_grid
 from .weights import save_weights
@@ -58,11 +58,11 @@ def d_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, label_org: torc
            cfg: StarGANTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Discriminator loss: -D_src(x) + D_src(G(x, c_trg)) + lambda_cls * cls(x) + lambda_gp * GP."""
     out_src, out_cls = D(x_real)
-    d_loss_real = -out_src.mean()
+    d_loss_real = -out_src.float().mean()  # losses in fp32 also under bf16 autocast
     d_loss_cls = F.cross_entropy(out_cls, label_org)
     with torch.no_grad():  # D's step needs no gradient through G
-        x_fake = G(x_real, c_trg)
-    d_loss_fake = D(x_fake)[0].mean()
+        x_fake = G(x_real, c_trg).float()
+    d_loss_fake = D(x_fake)[0].float().mean()
     alpha = torch.rand(x_real.size(0), 1, 1, 1, device=x_real.device)
     x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
     d_loss_gp = gradient_penalty(D(x_hat)[0], x_hat)
@@ -76,9 +76,9 @@ def g_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, c_org: torch.Te
     """Generator loss: -D_src(G(x, c_trg)) + lambda_rec * |x - G(G(x, c_trg), c_org)| + lambda_cls * cls."""
     x_fake = G(x_real, c_trg)
     out_src, out_cls = D(x_fake)
-    g_loss_fake = -out_src.mean()
+    g_loss_fake = -out_src.float().mean()
     g_loss_cls = F.cross_entropy(out_cls, label_trg)
-    g_loss_rec = (x_real - G(x_fake, c_org)).abs().mean()
+    g_loss_rec = (x_real - G(x_fake, c_org).float()).abs().mean()
     loss = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
     return loss, {"G/loss_fake": g_loss_fake.item(), "G/loss_rec": g_loss_rec.item(), "G/loss_cls": g_loss_cls.item()}
 
@@ -119,15 +119,20 @@ def sample_batch(x_all: torch.Tensor, labels_all: torch.Tensor, batch_size: int,
 def train_step(G: Generator, D: Discriminator, g_opt: torch.optim.Optimizer, d_opt: torch.optim.Optimizer,
                x_real: torch.Tensor, label_org: torch.Tensor, label_trg: torch.Tensor, cfg: StarGANTrainConfig,
                step: int) -> dict[str, float]:
-    """One iteration: a D update, and a G update every n_critic iterations; return the loss terms."""
+    """One iteration: a D update, and a G update every n_critic iterations; return the loss terms.
+
+    Forward passes run under ``mixed_precision`` (bf16 on the GPU, fp32 on CPU).
+    """
     c_org = F.one_hot(label_org, cfg.c_dim).float()
     c_trg = F.one_hot(label_trg, cfg.c_dim).float()
-    loss, log = d_loss(G, D, x_real, label_org, c_trg, cfg)
+    with mixed_precision(x_real.device):
+        loss, log = d_loss(G, D, x_real, label_org, c_trg, cfg)
     d_opt.zero_grad()
     loss.backward()
     d_opt.step()
     if (step + 1) % cfg.n_critic == 0:
-        loss, g_log = g_loss(G, D, x_real, c_org, c_trg, label_trg, cfg)
+        with mixed_precision(x_real.device):
+            loss, g_log = g_loss(G, D, x_real, c_org, c_trg, label_trg, cfg)
         g_opt.zero_grad()
         loss.backward()
         g_opt.step()

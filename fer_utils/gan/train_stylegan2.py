@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..runtime import resolve_device, seed_everything
+from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stylegan2 import Discriminator, Generator
 from .training import images_to_tensor, load_checkpoint, save_checkpoint, save_grid
 from .weights import save_weights
@@ -56,7 +56,7 @@ class StyleGAN2TrainConfig:
 
 def d_logistic_loss(D: Discriminator, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
     """Return softplus(D(fake)) + softplus(-D(real)), averaged."""
-    return F.softplus(D(x_fake)).mean() + F.softplus(-D(x_real)).mean()
+    return F.softplus(D(x_fake).float()).mean() + F.softplus(-D(x_real).float()).mean()
 
 
 def r1_penalty(D: Discriminator, x_real: torch.Tensor) -> torch.Tensor:
@@ -91,17 +91,23 @@ def ema_beta(cfg: StyleGAN2TrainConfig, step: int) -> float:
 
 def train_step(G: Generator, D: Discriminator, G_ema: Generator, opts: dict[str, torch.optim.Optimizer],
                x_real: torch.Tensor, cfg: StyleGAN2TrainConfig, step: int) -> dict[str, float]:
-    """One iteration: phases Gmain, Dmain, Dreg (R1, every d_reg_interval), then the EMA update."""
+    """One iteration: phases Gmain, Dmain, Dreg (R1, every d_reg_interval), then the EMA update.
+
+    Forward passes run under ``mixed_precision`` (bf16 on the GPU, fp32 on CPU).
+    """
     n, device = x_real.shape[0], x_real.device
-    g_loss = F.softplus(-D(generate(G, n, cfg, device))).mean()  # non-saturating
+    with mixed_precision(device):
+        g_loss = F.softplus(-D(generate(G, n, cfg, device)).float()).mean()  # non-saturating
     optimise(opts["G"], g_loss)
-    with torch.no_grad():
-        x_fake = generate(G, n, cfg, device)
-    d_loss = d_logistic_loss(D, x_real, x_fake)
+    with torch.no_grad(), mixed_precision(device):
+        x_fake = generate(G, n, cfg, device).float()
+    with mixed_precision(device):
+        d_loss = d_logistic_loss(D, x_real, x_fake)
     optimise(opts["D"], d_loss)
     log = {"G/loss": g_loss.item(), "D/loss": d_loss.item()}
     if step % cfg.d_reg_interval == 0 and cfg.r1_gamma > 0:
-        r1 = r1_penalty(D, x_real)
+        with mixed_precision(device):
+            r1 = r1_penalty(D, x_real)
         optimise(opts["D"], r1 * (cfg.r1_gamma / 2) * cfg.d_reg_interval)  # lazy: gain = interval
         log["D/r1"] = r1.item()
     update_ema(G_ema, G, ema_beta(cfg, step + 1))
