@@ -154,7 +154,7 @@ def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tm
 
 @pytest.mark.parametrize("overrides, identities", [
     ({"generate.truncation_psi": 0.5}, 1000), ({}, 500),
-    ({"generate.judge_epochs": 20}, 1000), ({"generate.judge_faces": 0}, 1000)])
+    ({"generate.judge_epochs": 20}, 1000), ({"generate.judge_faces": 6000}, 1000)])
 def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides, identities):
     from fer_utils.gan.quality import recorded_quality
     assert recorded_quality(_default(tmp_path, **overrides), identities) is None
@@ -169,6 +169,17 @@ def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
     assert quality.recorded_quality(_default(tmp_path, **{"generate.stargan_weights": str(copy)})) is None
     monkeypatch.setattr(quality, "sha256", lambda path: "0" * 64)  # shipped files changed since measured
     assert quality.recorded_quality(_default(tmp_path)) is None
+
+
+def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_class(tmp_path):
+    import copy
+    from fer_utils.gan.quality import quality_table, recorded_quality
+    q = copy.deepcopy(recorded_quality(_default(tmp_path)))
+    q["expression_transfer"]["per_class"] = {"angry": 0.13, "happy": 0.98}
+    q["expression_cnn"]["val_accuracy_real_per_class"] = {"angry": 0.68, "happy": 0.94}
+    assert "angry 13% (real 68%), happy 98% (real 94%)" in quality_table(q)
+    del q["expression_cnn"]["val_accuracy_real_per_class"]  # a record from before it was kept
+    assert "(angry 13%, happy 98%);" in quality_table(q)
 
 
 def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch):

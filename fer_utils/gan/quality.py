@@ -195,7 +195,11 @@ def quality_table(q: dict[str, Any]) -> str:
     """The four measurements of ``measure_quality`` as a markdown table, each beside its target."""
     t, k, d, f = q["expression_transfer"], q["identity_kept"], q["diversity"], q["frechet_cnn"]
     judge = q["expression_cnn"]
-    per_class = ", ".join(f"{name} {acc:.0%}" for name, acc in t["per_class"].items())
+    on_real = judge.get("val_accuracy_real_per_class", {})  # absent from records made before it was kept
+    per_class = ", ".join(f"{name} {acc:.0%}" + (f" (real {on_real[name]:.0%})" if name in on_real else "")
+                          for name, acc in t["per_class"].items())
+    if on_real:
+        per_class += "; in brackets the CNN on real faces of that class"
     gen, real = d["generated"], d["real_ffhq"]
     rows = [
         ("expression transfer: CNN (real faces only) reads the requested expression",
@@ -224,7 +228,7 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
     preset, truncation, number of identities and judging CNN's budget are the ones measured.
-    Measuring again fits a CNN and Fisherfaces on the same world (20-30 min on 2 CPU cores), so
+    Measuring again fits a CNN and Fisherfaces on the same world (about 50 min on 2 CPU cores), so
     ``make reproduce`` shows these.
     """
     pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
