@@ -37,7 +37,7 @@ reproduce: $(VENV)/.stamp-test  ## the whole paper on params/$(PRESET).yaml: not
 	@echo "make reproduce (preset $(PRESET)): $$(( ($$(date +%s) - $$(cat $(EXECUTED)/.started)) / 60 )) min after set-up"
 
 test: $(VENV)/.stamp-test  ## unit tests + notebooks under nbval on the quick preset
-	$(VENV)/bin/pytest --nbval-lax tests $(NOTEBOOKS)
+	$(VENV)/bin/pytest --nbval-lax --durations=20 tests $(NOTEBOOKS)
 
 lab: $(VENV)/.stamp-test $(VENV)/.stamp-lab  ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/

@@ -59,7 +59,7 @@ def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
 def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
     from .gan.quality import quality_table, report_quality
 
-    print(quality_table(report_quality(cfg, identities=args.identities, ship=args.ship)))
+    print(quality_table(report_quality(cfg, ship=args.ship)))
     return 0
 
 
@@ -128,7 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quality", parents=[common],
                        help="measure the generators: expression transfer, identity kept, diversity, Frechet")
-    p.add_argument("--identities", type=int, default=1000, help="generated persons to sample (default 1000)")
     p.add_argument("--ship", action="store_true", help="record the numbers in the shipped weights' provenance")
     p.set_defaults(func=_cmd_quality)
 

@@ -127,6 +127,7 @@ class GenerateConfig:
     stargan_weights: str = ""
     seed: int = 0
     identity_people: int = 600  # rendered people the quality check fits its identity space (Fisherfaces) on
+    quality_identities: int = 1000  # generated persons the quality check samples (diversity, Frechet)
     reuse_quality: bool = True  # 01 shows the shipped weights' recorded quality when it describes this config
     judge_epochs: int = 20  # the quality check's expression CNN (train recipe, early stopping): epoch cap
     judge_faces: int = 0  # its training faces, drawn from the AffectNet(-like) training list; 0 = all

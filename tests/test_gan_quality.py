@@ -139,6 +139,14 @@ def test_too_few_identity_people_is_a_config_error_naming_the_key():
         _identity_kept(cfg, np.zeros((2, 64, 64), np.uint8), np.zeros((2, 6, 64, 64), np.uint8), 8)
 
 
+
+def test_too_few_generated_persons_is_a_config_error_before_any_training(monkeypatch):
+    from fer_utils.config import ConfigError, load_config
+    from fer_utils.gan import quality
+    monkeypatch.setattr(quality, "expression_cnn", lambda cfg: pytest.fail("trained before checking the config"))
+    with pytest.raises(ConfigError, match="generate.quality_identities = 1"):
+        quality.measure_quality(load_config("quick", {"generate.quality_identities": 1}), pipe=None)
+
 # ---------------------------------------------------------------- the shipped weights' recorded quality
 def _default(tmp_path, **overrides):
     from fer_utils.config import load_config
@@ -152,12 +160,12 @@ def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tm
     assert 0 <= q["expression_transfer"]["accuracy"] <= 1
 
 
-@pytest.mark.parametrize("overrides, identities", [
-    ({"generate.truncation_psi": 0.5}, 1000), ({}, 500),
-    ({"generate.judge_epochs": 20}, 1000), ({"generate.judge_faces": 6000}, 1000)])
-def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides, identities):
+@pytest.mark.parametrize("overrides", [
+    {"generate.truncation_psi": 0.5}, {"generate.quality_identities": 500},
+    {"generate.judge_epochs": 20}, {"generate.judge_faces": 6000}])
+def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides):
     from fer_utils.gan.quality import recorded_quality
-    assert recorded_quality(_default(tmp_path, **overrides), identities) is None
+    assert recorded_quality(_default(tmp_path, **overrides)) is None
 
 
 def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
@@ -185,7 +193,7 @@ def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_cla
 def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch):
     from fer_utils.gan import quality
     measured = {"measured": True}
-    monkeypatch.setattr(quality, "report_quality", lambda cfg, identities: measured)
+    monkeypatch.setattr(quality, "report_quality", lambda cfg: measured)
     reused = quality.quality_of(_default(tmp_path))
     assert reused is not measured and reused["preset"] == "default"
     assert (tmp_path / "results" / "gan" / "quality.json").is_file()

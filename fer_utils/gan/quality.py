@@ -114,17 +114,19 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
 
 
-def measure_quality(cfg: Config, pipe: Pipeline, identities: int = 1000, identity_renders: int = 8) -> dict[str, Any]:
+def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> dict[str, Any]:
     """The four quality numbers of ``pipe``'s generators (see the module docstring).
 
     Args:
-        cfg: world data (``data.affectnet``, ``data.ffhq``), ``preprocess`` crop, ``train`` recipe and the
-            judging CNN's budget (``generate.judge_epochs``, ``generate.judge_faces``), seeds.
+        cfg: world data (``data.affectnet``, ``data.ffhq``), ``preprocess`` crop, ``train`` recipe, the
+            judging CNN's budget (``generate.judge_epochs``, ``generate.judge_faces``), generated persons
+            for diversity and the Frechet distance (``generate.quality_identities``), seeds.
         pipe: the generators to judge (``load_pipeline(cfg)``).
-        identities: generated persons for diversity and the Frechet distance (the paper's 1000-ish).
         identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
-    margin, size = cfg.preprocess.margin, cfg.preprocess.image_size
+    margin, size, identities = cfg.preprocess.margin, cfg.preprocess.image_size, cfg.generate.quality_identities
+    if identities < 2:
+        raise ConfigError(f"generate.quality_identities = {identities}: diversity needs at least 2 generated persons")
     model, cnn, real = expression_cnn(cfg)
     # 1. expression transfer on held-out faces (six targets each)
     held, held_labels = gan_faces(cfg, "affectnet", labelled=True, held_out=True)
@@ -223,7 +225,7 @@ def quality_table(q: dict[str, Any]) -> str:
     return markdown_table(("measure", "target", "this run"), rows)
 
 
-def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | None:
+def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
@@ -237,7 +239,7 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
         return None
     q = json.loads(PROVENANCE.read_text()).get(SHIPPED["stargan"].name, {}).get("quality")
     if not q or q.get("preset") != cfg.preset or q.get("truncation_psi") != cfg.generate.truncation_psi \
-            or q["diversity"]["generated"]["faces"] != identities:
+            or q["diversity"]["generated"]["faces"] != cfg.generate.quality_identities:
         return None
     judge = q["expression_cnn"]
     if (judge["epochs"], judge.get("faces_requested")) != (cfg.generate.judge_epochs, cfg.generate.judge_faces):
@@ -247,25 +249,25 @@ def recorded_quality(cfg: Config, identities: int = 1000) -> dict[str, Any] | No
     return q
 
 
-def quality_of(cfg: Config, identities: int = 1000) -> dict[str, Any]:
+def quality_of(cfg: Config) -> dict[str, Any]:
     """The generators' quality: recorded (``generate.reuse_quality`` and a matching record) or measured."""
-    q = recorded_quality(cfg, identities) if cfg.generate.reuse_quality else None
+    q = recorded_quality(cfg) if cfg.generate.reuse_quality else None
     if q is None:
-        return report_quality(cfg, identities)
+        return report_quality(cfg)
     print(f"quality recorded beside the shipped weights ({PROVENANCE.name}, preset {q['preset']}); "
           f"`python -m fer_utils quality --preset {cfg.preset}` measures it again")
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
     return q
 
 
-def report_quality(cfg: Config, identities: int = 1000, ship: bool = False) -> dict[str, Any]:
+def report_quality(cfg: Config, ship: bool = False) -> dict[str, Any]:
     """Measure the configured generators and save the numbers in ``results_dir/gan/quality.json``.
 
     With ``ship`` the numbers also go into the shipped weights' provenance, but only when the
     configured weights are the shipped files (numbers must describe the weights they sit beside).
     """
     pipe, paths = load_pipeline(cfg)
-    q = measure_quality(cfg, pipe, identities)
+    q = measure_quality(cfg, pipe)
     q["weights"] = {model: {"path": path, "sha256": sha256(path)} for model, path in paths.items()}
     q["preset"] = cfg.preset
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
