@@ -140,12 +140,13 @@ def test_too_few_identity_people_is_a_config_error_naming_the_key():
 
 
 
-def test_too_few_generated_persons_is_a_config_error_before_any_training(monkeypatch):
+@pytest.mark.parametrize("key", ["generate.quality_identities", "generate.identity_people"])
+def test_too_few_persons_is_a_config_error_before_any_training(monkeypatch, key):
     from fer_utils.config import ConfigError, load_config
     from fer_utils.gan import quality
     monkeypatch.setattr(quality, "expression_cnn", lambda cfg: pytest.fail("trained before checking the config"))
-    with pytest.raises(ConfigError, match="generate.quality_identities = 1"):
-        quality.measure_quality(load_config("quick", {"generate.quality_identities": 1}), pipe=None)
+    with pytest.raises(ConfigError, match=f"{key} = 1"):
+        quality.measure_quality(load_config("quick", {key: 1}), pipe=None)
 
 # ---------------------------------------------------------------- the shipped weights' recorded quality
 def _default(tmp_path, **overrides):

@@ -87,16 +87,27 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x if len(x) <= n else x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
 
 
+def check_quality_config(cfg: Config) -> None:
+    """Refuse a quality-check budget it cannot run with, naming the key and value."""
+    g = cfg.generate
+    if g.judge_epochs < 1 or g.judge_faces < 0:
+        raise ConfigError(f"generate.judge_epochs = {g.judge_epochs}, generate.judge_faces = {g.judge_faces}: "
+                          "the judging CNN needs at least 1 epoch and 0 (all) or more training faces")
+    if g.identity_people < 2:
+        raise ConfigError(f"generate.identity_people = {g.identity_people}: Fisherfaces need at least 2 people")
+    if g.quality_identities < 2:
+        raise ConfigError(f"generate.quality_identities = {g.quality_identities}: diversity needs at least 2 "
+                          "generated persons")
+
+
 def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np.ndarray]]:
     """Table-1 CNN trained on world AffectNet-like gray faces (training list); its facts; train/val faces.
 
     Its budget is ``generate.judge_epochs`` (the train recipe's early stopping on the validation
     list applies) and ``generate.judge_faces`` training faces (0 = the whole training list).
     """
+    check_quality_config(cfg)
     epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
-    if epochs < 1 or max_train < 0:
-        raise ConfigError(f"generate.judge_epochs = {epochs}, generate.judge_faces = {max_train}: "
-                          "the judging CNN needs at least 1 epoch and 0 (all) or more training faces")
     faces = load_database(cfg, "affectnet")
     split = np.array([row["split"] for row in faces.manifest])
     train_idx = np.flatnonzero(split == "train")
@@ -124,9 +135,8 @@ def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> d
         pipe: the generators to judge (``load_pipeline(cfg)``).
         identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
+    check_quality_config(cfg)  # before ~50 min of training, not after
     margin, size, identities = cfg.preprocess.margin, cfg.preprocess.image_size, cfg.generate.quality_identities
-    if identities < 2:
-        raise ConfigError(f"generate.quality_identities = {identities}: diversity needs at least 2 generated persons")
     model, cnn, real = expression_cnn(cfg)
     # 1. expression transfer on held-out faces (six targets each)
     held, held_labels = gan_faces(cfg, "affectnet", labelled=True, held_out=True)
@@ -163,9 +173,8 @@ def _identity_kept(cfg: Config, sources: np.ndarray, expressions: np.ndarray, re
 
     The reference asks the same of rendered people the Fisherfaces were not fitted on.
     """
+    check_quality_config(cfg)
     people = cfg.generate.identity_people
-    if people < 2:
-        raise ConfigError(f"generate.identity_people = {people}: Fisherfaces need at least 2 people to separate")
     space, info = fisherfaces(cfg, people, renders)
     n_id = min(len(sources), 200)  # 1 in 200 by chance
     ref_src, ref_expr = rendered_expressions(cfg, range(people, people + n_id))
