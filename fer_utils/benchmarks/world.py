@@ -1,14 +1,16 @@
-"""Face-world rendering speed: batches on one process and on every core vs one face at a time."""
+"""Face-world rendering speed: compiled vs eager (the baseline), batched vs one face at a time, all cores, GPU."""
 from __future__ import annotations
 
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from ..config import Config
-from ..facegen import render_faces, sample_identities
+from ..facegen import render, render_faces, sample_identities
 from ..facegen.expressions import AUS
 from ..facegen.identity import take
 
@@ -26,42 +28,66 @@ def _inputs(n: int, seed: int) -> tuple:
 _BATCH: tuple = ()  # (ids, aus, pose, light, size), set before the pool forks
 
 
-def _render_batch(sl: slice) -> int:
+def _render_batch(sl: slice, device: str = "cpu") -> int:
     """Render one batch of the forked inputs; returns how many faces it drew."""
     ids, aus, pose, light, size = _BATCH
-    render_faces(take(ids, np.arange(len(aus))[sl]), aus[sl], pose[sl], light[sl], size)
+    render_faces(take(ids, np.arange(len(aus))[sl]), aus[sl], pose[sl], light[sl], size, device=device)
     return sl.stop - sl.start
 
 
-def run(cfg: Config, n: int = 512, batch: int = 64) -> dict[str, float]:
-    """Print faces/s at the world's render size: one at a time, batched, batched on every core.
+def _faces_per_s(batches: list[slice], device: str = "cpu") -> float:
+    """Faces/s over the batches after one warm-up batch (compilation, allocations, caches)."""
+    _render_batch(batches[0], device)
+    if device == "cuda":
+        torch.cuda.synchronize()  # render_faces copies back to the host, so each call has finished
+    t0 = time.perf_counter()
+    done = sum(_render_batch(sl, device) for sl in batches)
+    return done / (time.perf_counter() - t0)
 
-    The world writer renders on one process per core (numpy holds the GIL between array
-    operations, so threads do not help), which the last figure measures the same way.
+
+def _eager(fn: Callable[[], float]) -> float:
+    """Run ``fn`` with the CPU renderer left uncompiled: the baseline the compiled one is measured against."""
+    compiled = render._renderer
+    render._renderer = lambda device: render._render
+    try:
+        return fn()
+    finally:
+        render._renderer = compiled
+
+
+def run(cfg: Config, n: int = 512, batch: int = 64) -> dict[str, float]:
+    """Print faces/s at the world's render size, as ratios to the eager renderer measured in this run.
+
+    The world writer renders batches on one process per core, each running the compiled, single-
+    threaded renderer, which the all-cores figure measures the same way.
     """
     global _BATCH
     size = (cfg.world.image_size, cfg.world.image_size)
-    ids, aus, pose, light = _inputs(n, cfg.world.seed)
-    _BATCH = (ids, aus, pose, light, size)
+    _BATCH = (*_inputs(n, cfg.world.seed), size)
     batches = [slice(i, min(i + batch, n)) for i in range(0, n, batch)]
-    _render_batch(slice(0, 1))  # warm-up: allocations, caches
     t0 = time.perf_counter()
-    for i in range(n // 4):
-        _render_batch(slice(i, i + 1))
-    t1 = time.perf_counter()
-    for sl in batches:
-        _render_batch(sl)
-    t2 = time.perf_counter()
+    render.compile_renderer()
+    out = {"compile_s": time.perf_counter() - t0,
+           "eager_faces_per_s": _eager(lambda: _faces_per_s(batches[: max(2, len(batches) // 4)])),
+           "single_faces_per_s": _faces_per_s([slice(i, i + 1) for i in range(n // 8)]),
+           "batched_faces_per_s": _faces_per_s(batches)}
     cores = os.cpu_count() or 1
-    with multiprocessing.get_context("fork").Pool(cores) as pool:
-        pool.map(_render_batch, [slice(0, 1)] * cores)  # workers started and warm
+    with multiprocessing.get_context("fork").Pool(cores, render.single_threaded) as pool:
+        pool.map(_render_batch, batches[:cores])  # workers started and warm
         t3 = time.perf_counter()
         pool.map(_render_batch, batches, chunksize=1)
-        t4 = time.perf_counter()
-    out = {"single_faces_per_s": n // 4 / (t1 - t0), "batched_faces_per_s": n / (t2 - t1),
-           "all_cores_faces_per_s": n / (t4 - t3), "cores": cores}
-    out["speedup"] = out["all_cores_faces_per_s"] / out["single_faces_per_s"]
-    print(f"facegen {size[0]}x{size[1]}: one at a time {out['single_faces_per_s']:.0f} faces/s, "
-          f"batch {out['batched_faces_per_s']:.0f} faces/s, batch on {cores} cores "
-          f"{out['all_cores_faces_per_s']:.0f} faces/s (ratio to one at a time {out['speedup']:.2f}x)")
+        out["all_cores_faces_per_s"] = n / (time.perf_counter() - t3)
+    out["cores"] = cores
+    out["compiled_vs_eager"] = out["batched_faces_per_s"] / out["eager_faces_per_s"]
+    out["all_cores_vs_eager"] = out["all_cores_faces_per_s"] / out["eager_faces_per_s"]
+    print(f"facegen {size[0]}x{size[1]}: compiling {out['compile_s']:.1f} s; "
+          f"eager {out['eager_faces_per_s']:.0f} faces/s (baseline), compiled one at a time "
+          f"{out['single_faces_per_s']:.0f}, compiled batch {out['batched_faces_per_s']:.0f} "
+          f"({out['compiled_vs_eager']:.2f}x), compiled batch on {cores} cores "
+          f"{out['all_cores_faces_per_s']:.0f} faces/s ({out['all_cores_vs_eager']:.2f}x)")
+    if torch.cuda.is_available():
+        gpu = [slice(i, min(i + 256, n)) for i in range(0, n, 256)]
+        out["cuda_faces_per_s"] = _faces_per_s(gpu, "cuda")
+        print(f"facegen on {torch.cuda.get_device_name()}: {out['cuda_faces_per_s']:.0f} faces/s (eager, "
+              f"{out['cuda_faces_per_s'] / out['eager_faces_per_s']:.1f}x the CPU baseline)")
     return out

@@ -17,6 +17,7 @@ from .. import __version__
 from ..config import Config
 from ..runtime import write_json
 from . import writers as W
+from .render import compile_renderer, single_threaded
 from .styles import STYLES
 
 DATABASES: tuple[str, ...] = ("rafd", "oulu", "mmi", "ckplus", "affectnet", "ffhq")
@@ -49,7 +50,8 @@ def write_database(cfg: Config, name: str, root: Path, workers: int | None = Non
     workers = workers or min(2, os.cpu_count() or 1)
     jobs = [(fn, a) for a in args]
     if workers > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        compile_renderer()  # once here, not once per forked worker
+        with multiprocessing.get_context("fork").Pool(workers, single_threaded) as pool:
             results = list(tqdm(pool.imap(_call, jobs), total=len(jobs), desc=name, leave=False))
     else:
         results = [_call(j) for j in tqdm(jobs, desc=name, leave=False)]
