@@ -310,12 +310,16 @@ def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.nd
 
 def _call(device: torch.device, args: tuple) -> Tensor:
     """Run the renderer; if the CPU cannot compile (no working C++ compiler), say so once and go eager."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the compiled graph is guarded on it: one value everywhere, one compile
     try:
         return _renderer(device)(*args)
     except torch._dynamo.exc.BackendCompilerFailed as err:
         _EAGER_CPU.append(str(err).splitlines()[0])
         warnings.warn(f"torch.compile failed, rendering faces eagerly (~4x slower): {_EAGER_CPU[0]}", stacklevel=3)
         return _render(*args)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def single_threaded() -> None:
