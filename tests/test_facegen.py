@@ -79,14 +79,12 @@ def _hard_faces(n: int = 40) -> tuple:
 
 
 @pytest.mark.parametrize("color", [True, False])
-def test_compiled_renderer_draws_what_the_eager_one_does(monkeypatch, color):
+def test_compiled_renderer_draws_what_the_eager_one_does(color):
     """torch.compile fuses the renderer; pixels may differ by rounding only (measured: 1 in 10^6)."""
-    from fer_utils.facegen import render
     ids, aus, pose, light, frame = _hard_faces()
     args = (ids, aus, pose, light, (96, 112), color, frame)
     compiled = render_faces(*args)
-    monkeypatch.setattr(render, "_renderer", lambda device: render._render)
-    eager = render_faces(*args)
+    eager = render_faces(*args, compiled=False)
     diff = np.abs(compiled.astype(int) - eager.astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-4
     assert (eager[0] == eager[0][:, :1]).all()  # the off-frame face left the background (row ramp) alone
@@ -118,7 +116,17 @@ def test_renderer_goes_eager_with_a_warning_when_compiling_fails(monkeypatch):
     with pytest.warns(UserWarning, match="rendering faces eagerly"):
         img = render_faces(ids, aus, pose, light, (32, 32), True, frame)
     assert img.shape == (3, 32, 32, 3) and render._EAGER_CPU
-    assert render._renderer(torch.device("cpu")) is render._render  # and stays eager, without retrying
+    assert render._renderer(torch.device("cpu"), True) is render._render  # and stays eager, without retrying
+
+
+@pytest.mark.parametrize("bad, message", [({"pose": np.zeros((2, 3))}, r"pose has shape \(2, 3\), expected \(3, 3\)"),
+                                          ({"light": np.zeros((3, 4))}, r"light has shape \(3, 4\), expected \(3, 5\)"),
+                                          ({"size": (1, 32)}, r"size \(1, 32\)")])
+def test_render_faces_names_a_bad_argument(bad, message):
+    ids, aus, pose, light, frame = _hard_faces(3)
+    args = {"identities": ids, "aus": aus, "pose": pose, "light": light, "size": (32, 32), "frame": frame}
+    with pytest.raises(ValueError, match=message):
+        render_faces(**{**args, **bad})
 
 
 def test_unknown_database_name_is_an_error(tmp_path):

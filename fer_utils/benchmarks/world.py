@@ -4,7 +4,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -28,31 +27,22 @@ def _inputs(n: int, seed: int) -> tuple:
 _BATCH: tuple = ()  # (ids, aus, pose, light, size), set before the pool forks
 
 
-def _render_batch(sl: slice, device: str = "cpu") -> int:
+def _render_batch(sl: slice, device: str = "cpu", compiled: bool = True) -> int:
     """Render one batch of the forked inputs; returns how many faces it drew."""
     ids, aus, pose, light, size = _BATCH
-    render_faces(take(ids, np.arange(len(aus))[sl]), aus[sl], pose[sl], light[sl], size, device=device)
+    render_faces(take(ids, np.arange(len(aus))[sl]), aus[sl], pose[sl], light[sl], size, device=device,
+                 compiled=compiled)
     return sl.stop - sl.start
 
 
-def _faces_per_s(batches: list[slice], device: str = "cpu") -> float:
+def _faces_per_s(batches: list[slice], device: str = "cpu", compiled: bool = True) -> float:
     """Faces/s over the batches after one warm-up batch (compilation, allocations, caches)."""
-    _render_batch(batches[0], device)
+    _render_batch(batches[0], device, compiled)
     if device == "cuda":
         torch.cuda.synchronize()  # render_faces copies back to the host, so each call has finished
     t0 = time.perf_counter()
-    done = sum(_render_batch(sl, device) for sl in batches)
+    done = sum(_render_batch(sl, device, compiled) for sl in batches)
     return done / (time.perf_counter() - t0)
-
-
-def _eager(fn: Callable[[], float]) -> float:
-    """Run ``fn`` with the CPU renderer left uncompiled: the baseline the compiled one is measured against."""
-    compiled = render._renderer
-    render._renderer = lambda device: render._render
-    try:
-        return fn()
-    finally:
-        render._renderer = compiled
 
 
 def run(cfg: Config, n: int = 512, batch: int = 64) -> dict[str, float]:
@@ -68,7 +58,7 @@ def run(cfg: Config, n: int = 512, batch: int = 64) -> dict[str, float]:
     t0 = time.perf_counter()
     render.compile_renderer()
     out = {"compile_s": time.perf_counter() - t0,
-           "eager_faces_per_s": _eager(lambda: _faces_per_s(batches[: max(2, len(batches) // 4)])),
+           "eager_faces_per_s": _faces_per_s(batches[: max(2, len(batches) // 4)], compiled=False),
            "single_faces_per_s": _faces_per_s([slice(i, i + 1) for i in range(n // 8)]),
            "batched_faces_per_s": _faces_per_s(batches)}
     cores = os.cpu_count() or 1

@@ -252,21 +252,43 @@ def _render(ids: dict[str, Tensor], colours: dict[str, Tensor], aus: Tensor, pos
 @functools.cache
 def _compiled() -> Callable[..., Tensor]:
     """``_render`` compiled once per process for every batch and frame size, single-threaded."""
-    return torch.compile(_render, dynamic=True, options={"cpp.threads": 1})
+    fused = torch.compile(_render, dynamic=True, options={"cpp.threads": 1})
+
+    def run(*args: object) -> Tensor:
+        # Dynamo guards the graph on torch's thread count: forked workers (1 thread) would each
+        # recompile a graph compiled under 2, so it always runs under 1 (its kernels use 1 anyway).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fused(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return run
 
 
 _EAGER_CPU: list[str] = []  # why the CPU renders eagerly, once compiling failed
 
 
-def _renderer(device: torch.device) -> Callable[..., Tensor]:
+def _renderer(device: torch.device, compiled: bool) -> Callable[..., Tensor]:
     """The compiled renderer on the CPU, eager elsewhere (or where no C++ compiler works)."""
-    return _compiled() if device.type == "cpu" and not _EAGER_CPU else _render
+    return _compiled() if compiled and device.type == "cpu" and not _EAGER_CPU else _render
+
+
+def _check_inputs(n: int, size: tuple[int, int], **arrays: np.ndarray) -> None:
+    """Refuse per-face arrays whose rows or columns do not match, naming the argument."""
+    columns = {"aus": len(AU_INDEX), "pose": 3, "light": 5, "frame": 3, "gaze": 2, "background": 3}
+    for name, a in arrays.items():
+        if np.shape(a) != (n, columns[name]):
+            raise ValueError(f"render_faces: {name} has shape {np.shape(a)}, expected ({n}, {columns[name]})")
+    if len(size) != 2 or min(size) < 2:
+        raise ValueError(f"render_faces: size {size} must be (height, width), each at least 2 pixels")
 
 
 def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.ndarray,
                  light: np.ndarray, size: tuple[int, int], color: bool = True,
                  frame: np.ndarray | None = None, gaze: np.ndarray | None = None,
-                 background: np.ndarray | None = None, device: str | torch.device = "cpu") -> np.ndarray:
+                 background: np.ndarray | None = None, device: str | torch.device = "cpu",
+                 compiled: bool = True) -> np.ndarray:
     """Render N shaded faces, vectorised over faces and pixels; returns uint8 (N, H, W, 3) or (N, H, W).
 
     Args:
@@ -280,46 +302,41 @@ def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.nd
         gaze: (N, 2) gaze offset in [-1, 1]; default straight.
         background: (N, 3) background RGB in [0, 1]; default mid gray.
         device: where to render; the world writer keeps the CPU so its bytes do not depend on a GPU.
+        compiled: False renders eagerly on the CPU too (the benchmark's baseline, the tests' reference).
     """
     n, (h, w) = len(aus), size
     frame = np.tile([w / 2, h / 2, min(h, w) * 0.33], (n, 1)) if frame is None else frame
     gaze = np.zeros((n, 2)) if gaze is None else gaze
     background = np.full((n, 3), 0.5) if background is None else background
+    _check_inputs(n, size, aus=aus, pose=pose, light=light, frame=frame, gaze=gaze, background=background)
     device = torch.device(device)
+    whole = {k: torch.as_tensor(np.asarray(v, F32), device=device) for k, v in identities.items()}
+    per_face = [torch.as_tensor(np.asarray(a, F32), device=device)
+                for a in (aus, pose, light, frame, gaze, background)]
     out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
     per_call = FACES_PER_CALL.get(device.type, 64)
     for i in range(0, n, per_call):
         sl = slice(i, min(i + per_call, n))
-        rows = np.arange(sl.start, sl.stop)
-        if len(rows) == 1:  # torch.compile specialises size 1: a lone face would cost a second compile
-            rows = rows.repeat(2)
-
-        def tensor(a: np.ndarray) -> Tensor:
-            return torch.as_tensor(np.asarray(a, F32)[rows], device=device)
-
-        ids = {k: _col(tensor(v)) for k, v in identities.items() if np.ndim(v) == 1}
-        colours = {k: tensor(identities[k]) for k in COLOURS}
-        args = (ids, colours, tensor(aus), tensor(pose), tensor(light), tensor(frame), tensor(gaze),
-                tensor(background), h, w)
+        # Rows are gathered, never sliced: the compiled graph is guarded on whether inputs are views.
+        # torch.compile specialises size 1: a lone face is drawn twice rather than compiled again.
+        rows = torch.arange(sl.start, max(sl.stop, sl.start + 2), device=device).clamp(max=n - 1)
+        ids = {k: _col(v[rows]) for k, v in whole.items() if v.ndim == 1}
+        colours = {k: whole[k][rows] for k in COLOURS}
         with torch.no_grad():
-            rgb = _call(device, args)[:sl.stop - sl.start]
+            rgb = _call(_renderer(device, compiled), (ids, colours, *(a[rows] for a in per_face), h, w))[:sl.stop - sl.start]
             img = rgb if color else rgb @ torch.tensor(GRAY, device=device)
             out[sl] = (img * 255 + 0.5).to(torch.uint8).cpu().numpy()
     return out
 
 
-def _call(device: torch.device, args: tuple) -> Tensor:
+def _call(render: Callable[..., Tensor], args: tuple) -> Tensor:
     """Run the renderer; if the CPU cannot compile (no working C++ compiler), say so once and go eager."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the compiled graph is guarded on it: one value everywhere, one compile
     try:
-        return _renderer(device)(*args)
+        return render(*args)
     except torch._dynamo.exc.BackendCompilerFailed as err:
         _EAGER_CPU.append(str(err).splitlines()[0])
         warnings.warn(f"torch.compile failed, rendering faces eagerly (~4x slower): {_EAGER_CPU[0]}", stacklevel=3)
         return _render(*args)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def single_threaded() -> None:
@@ -332,7 +349,7 @@ def single_threaded() -> None:
 
 
 def compile_renderer() -> None:
-    """Compile the CPU renderer now (about 30 s the first time on a machine, then cached on disk).
+    """Compile the CPU renderer now (~40 s the first time on a machine, then ~13 s: cached on disk).
 
     Call before forking workers, so that they share one compiled renderer instead of each compiling.
     """
