@@ -70,7 +70,7 @@ def run(cfg: Config, n: int = 512, batch: int = 64) -> dict[str, float]:
     out["cores"] = cores
     out["compiled_vs_eager"] = out["batched_faces_per_s"] / out["eager_faces_per_s"]
     out["all_cores_vs_eager"] = out["all_cores_faces_per_s"] / out["eager_faces_per_s"]
-    print(f"facegen {size[0]}x{size[1]}: compiling {out['compile_s']:.1f} s; "
+    print(f"facegen {size[0]}x{size[1]}: compiled renderer ready in {out['compile_s']:.1f} s; "
           f"eager {out['eager_faces_per_s']:.0f} faces/s (baseline), compiled one at a time "
           f"{out['single_faces_per_s']:.0f}, compiled batch {out['batched_faces_per_s']:.0f} "
           f"({out['compiled_vs_eager']:.2f}x), compiled batch on {cores} cores "

@@ -1,10 +1,12 @@
 """Vectorised renderer: a 2.5D face height field, deformed by action units, lit over an albedo.
 
-One description of a face, in torch, runs everywhere. On the CPU it goes through
-``torch.compile`` (TorchInductor), which fuses the few hundred per-pixel operations into one
-vectorised C++ loop: about 4x the same code eager, or the numpy renderer it replaced, per core.
-On a GPU it runs eagerly. Compiled kernels are single-threaded, so the world writer's one process
-per core uses the machine without oversubscription and may fork after compiling.
+One description of a face, in torch, runs everywhere. On the CPU it is exported and compiled
+ahead of time by AOTInductor, which fuses the few hundred per-pixel operations into one vectorised
+C++ loop: about 4x the same code eager, or the numpy renderer it replaced, per core. The library
+is built once per machine into torch's compile cache and loaded by each process in about two
+seconds (``torch.compile`` traced for ~13 s in every process). On a GPU it runs eagerly. The
+compiled loop is single-threaded, so the world writer's one process per core uses the machine
+without oversubscription and may fork after loading it.
 
 Face units: head half-width 1, ``v`` grows downwards, origin at the head centre. Every per-face
 quantity has shape (N, 1, 1) so that it broadcasts over the (N, H, W) pixel grid; colours are
@@ -13,17 +15,21 @@ rendered one channel at a time so that each mask is computed once per pixel, not
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch._inductor.runtime.cache_dir_utils import cache_dir
 
+from . import expressions
 from .expressions import AU_INDEX
 from .identity import sample_identities
 
-F32 = np.float32
 FACES_PER_CALL = {"cpu": 64, "cuda": 1024}  # CPU: buffers stay in cache (64 was faster than 256)
 GRAY = (0.299, 0.587, 0.114)
 COLOURS = ("skin", "hair", "lips", "iris")  # identity fields that are RGB triples
@@ -249,29 +255,59 @@ def _render(ids: dict[str, Tensor], colours: dict[str, Tensor], aus: Tensor, pos
     return torch.stack([x.clamp(0, 1) ** (1 / 2.2) for x in rgb], -1)
 
 
+class _Renderer(torch.nn.Module):
+    """``_render`` with the frame size read from a tensor's shape, so that export keeps it symbolic."""
+
+    def forward(self, ids: dict[str, Tensor], colours: dict[str, Tensor], aus: Tensor, pose: Tensor, light: Tensor,
+                frame: Tensor, gaze: Tensor, background: Tensor, canvas: Tensor) -> Tensor:
+        return _render(ids, colours, aus, pose, light, frame, gaze, background, *canvas.shape)
+
+
+_EAGER = _Renderer()
+
+
+def _package_path() -> Path:
+    """Where this machine keeps the compiled renderer: torch's compile cache, keyed by the code it was built from."""
+    key = hashlib.sha256(torch.__version__.encode())
+    for module in (__file__, expressions.__file__):  # the render code and the action units it reads
+        key.update(Path(module).read_bytes())
+    return Path(cache_dir()) / f"fer_utils_render_{key.hexdigest()[:16]}.pt2"
+
+
+def _build_package(path: Path, args: tuple) -> None:
+    """Export ``_render`` for any batch (>= 2) and frame size (>= 4 px) and compile it; written atomically."""
+    faces, height, width = (torch.export.Dim(name, min=low) for name, low in (("faces", 2), ("height", 4), ("width", 4)))
+    ids, colours = ({k: {0: faces} for k in group} for group in args[:2])
+    shapes = (ids, colours, *[{0: faces}] * 6, {0: height, 1: width})
+    program = torch.export.export(_Renderer(), args, dynamic_shapes=shapes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt2")
+    torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs={"cpp.threads": 1})
+    os.replace(tmp, path)
+
+
 @functools.cache
-def _compiled() -> Callable[..., Tensor]:
-    """``_render`` compiled once per process for every batch and frame size, single-threaded."""
-    fused = torch.compile(_render, dynamic=True, options={"cpp.threads": 1})
+def _compiled() -> Callable[..., Tensor] | None:
+    """The CPU renderer compiled ahead of time by AOTInductor (one fused, single-threaded C++ loop).
 
-    def run(*args: object) -> Tensor:
-        # Dynamo guards the graph on torch's thread count: forked workers (1 thread) would each
-        # recompile a graph compiled under 2, so it always runs under 1 (its kernels use 1 anyway).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fused(*args)
-        finally:
-            torch.set_num_threads(threads)
-    return run
-
-
-_EAGER_CPU: list[str] = []  # why the CPU renders eagerly, once compiling failed
+    Built once per machine and code version (~50 s), then loaded by every process in ~2 s. None,
+    after a warning, where it cannot be built (no working C++ compiler): the CPU then renders eagerly.
+    """
+    path = _package_path()
+    try:
+        if not path.is_file():
+            _build_package(path, _example_inputs())
+        return torch._inductor.aoti_load_package(str(path))
+    except Exception as err:  # any failure to build the optimisation leaves the eager renderer, which is correct
+        warnings.warn(f"could not compile the face renderer, rendering eagerly (~4x slower): "
+                      f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", stacklevel=4)
+        return None
 
 
 def _renderer(device: torch.device, compiled: bool) -> Callable[..., Tensor]:
-    """The compiled renderer on the CPU, eager elsewhere (or where no C++ compiler works)."""
-    return _compiled() if compiled and device.type == "cpu" and not _EAGER_CPU else _render
+    """The compiled renderer on the CPU, eager elsewhere (or where it could not be compiled)."""
+    fast = _compiled() if compiled and device.type == "cpu" else None
+    return fast or _EAGER
 
 
 def _check_inputs(n: int, size: tuple[int, int], **arrays: np.ndarray) -> None:
@@ -280,8 +316,8 @@ def _check_inputs(n: int, size: tuple[int, int], **arrays: np.ndarray) -> None:
     for name, a in arrays.items():
         if np.shape(a) != (n, columns[name]):
             raise ValueError(f"render_faces: {name} has shape {np.shape(a)}, expected ({n}, {columns[name]})")
-    if len(size) != 2 or min(size) < 2:
-        raise ValueError(f"render_faces: size {size} must be (height, width), each at least 2 pixels")
+    if len(size) != 2 or min(size) < 4:
+        raise ValueError(f"render_faces: size {size} must be (height, width), each at least 4 pixels")
 
 
 def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.ndarray,
@@ -309,34 +345,30 @@ def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.nd
     gaze = np.zeros((n, 2)) if gaze is None else gaze
     background = np.full((n, 3), 0.5) if background is None else background
     _check_inputs(n, size, aus=aus, pose=pose, light=light, frame=frame, gaze=gaze, background=background)
-    device = torch.device(device)
-    whole = {k: torch.as_tensor(np.asarray(v, F32), device=device) for k, v in identities.items()}
-    per_face = [torch.as_tensor(np.asarray(a, F32), device=device)
-                for a in (aus, pose, light, frame, gaze, background)]
+    identities = {k: np.asarray(v) for k, v in identities.items()}
+    per_face = [np.asarray(a) for a in (aus, pose, light, frame, gaze, background)]
     out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
-    per_call = FACES_PER_CALL.get(device.type, 64)
+    render = _renderer(torch.device(device), compiled)
+    per_call = FACES_PER_CALL.get(torch.device(device).type, 64)
     for i in range(0, n, per_call):
-        sl = slice(i, min(i + per_call, n))
-        # Rows are gathered, never sliced: the compiled graph is guarded on whether inputs are views.
-        # torch.compile specialises size 1: a lone face is drawn twice rather than compiled again.
-        rows = torch.arange(sl.start, max(sl.stop, sl.start + 2), device=device).clamp(max=n - 1)
-        ids = {k: _col(v[rows]) for k, v in whole.items() if v.ndim == 1}
-        colours = {k: whole[k][rows] for k in COLOURS}
+        # Rows are gathered (contiguous copies); a lone face is drawn twice: the compiled renderer takes 2 or more.
+        rows = np.minimum(np.arange(i, max(i + 2, min(i + per_call, n))), n - 1)
+        batch = _tensors({k: v[rows] for k, v in identities.items()}, [a[rows] for a in per_face], (h, w), device)
         with torch.no_grad():
-            rgb = _call(_renderer(device, compiled), (ids, colours, *(a[rows] for a in per_face), h, w))[:sl.stop - sl.start]
-            img = rgb if color else rgb @ torch.tensor(GRAY, device=device)
-            out[sl] = (img * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            rgb = render(*batch)[:min(per_call, n - i)]
+            img = rgb if color else rgb @ torch.tensor(GRAY, device=rgb.device)
+            out[i:i + per_call] = (img * 255 + 0.5).to(torch.uint8).cpu().numpy()
     return out
 
 
-def _call(render: Callable[..., Tensor], args: tuple) -> Tensor:
-    """Run the renderer; if the CPU cannot compile (no working C++ compiler), say so once and go eager."""
-    try:
-        return render(*args)
-    except torch._dynamo.exc.BackendCompilerFailed as err:
-        _EAGER_CPU.append(str(err).splitlines()[0])
-        warnings.warn(f"torch.compile failed, rendering faces eagerly (~4x slower): {_EAGER_CPU[0]}", stacklevel=3)
-        return _render(*args)
+def _tensors(identities: dict[str, np.ndarray], per_face: list[np.ndarray], size: tuple[int, int],
+             device: str | torch.device) -> tuple:
+    """The renderer's inputs: identity scalars as (N, 1, 1), colours (N, 3), per-face rows, a canvas of the frame size."""
+    def tensor(a: np.ndarray) -> Tensor:
+        return torch.as_tensor(a, dtype=torch.float32, device=device)
+    ids = {k: _col(tensor(v)) for k, v in identities.items() if v.ndim == 1}
+    colours = {k: tensor(identities[k]) for k in COLOURS}
+    return ids, colours, *map(tensor, per_face), torch.empty(size, device=device)
 
 
 def single_threaded() -> None:
@@ -348,11 +380,18 @@ def single_threaded() -> None:
     torch.set_num_threads(1)
 
 
-def compile_renderer() -> None:
-    """Compile the CPU renderer now (~40 s the first time on a machine, then ~13 s: cached on disk).
+def _example_inputs() -> tuple:
+    """Inputs to export the renderer with: sizes unlike one another, so that none is tied to another."""
+    n = 7
+    identities = sample_identities(0, range(n))
+    per_face = [np.zeros((n, len(AU_INDEX))), np.zeros((n, 3)), np.tile([0, 0, 1, 0.5, 0.5], (n, 1)),
+                np.tile([12, 8, 5], (n, 1)), np.zeros((n, 2)), np.full((n, 3), 0.5)]
+    return _tensors(identities, per_face, (16, 24), "cpu")
 
-    Call before forking workers, so that they share one compiled renderer instead of each compiling.
+
+def compile_renderer() -> None:
+    """Build or load the compiled CPU renderer now (~50 s the first time on a machine, then ~2 s).
+
+    Call before forking workers, so that they share one compiled renderer instead of each loading it.
     """
-    n = 7  # a size unlike any other dimension (3, 5, 14), else it would be tied to that one
-    render_faces(sample_identities(0, range(n)), np.zeros((n, len(AU_INDEX)), F32), np.zeros((n, 3), F32),
-                 np.tile(np.array([0, 0, 1, 0.5, 0.5], F32), (n, 1)), (16, 24))
+    _compiled()
