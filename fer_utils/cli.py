@@ -38,6 +38,13 @@ def _cmd_preprocess(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, calibration_table
+
+    print(calibration_table(calibrate(cfg)))
+    return 0
+
+
 def _cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     from .experiments import run_experiment
 
@@ -108,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preprocess", parents=[common],
                        help="detect, crop, gray and resize every database into the cache")
     p.set_defaults(func=_cmd_preprocess)
+
+    p = sub.add_parser("calibrate", parents=[common],
+                       help="how hard the world's task is: a linear baseline on the crops, in seconds")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("train", parents=[common], help="train the Table-1 CNN for one experiment")
     p.add_argument("experiment", choices=["real", "synth", "mix", "vgg"],

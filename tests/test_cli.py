@@ -4,7 +4,7 @@ import sys
 
 from fer_utils.cli import main
 
-COMMANDS = ("world", "preprocess", "train", "train-gan", "generate", "sweep", "bench")
+COMMANDS = ("world", "preprocess", "calibrate", "train", "train-gan", "generate", "sweep", "bench")
 
 
 def test_help_lists_every_subcommand():
