@@ -299,7 +299,7 @@ def _compiled() -> Callable[..., Tensor] | None:
             _build_package(path, _example_inputs())
         return torch._inductor.aoti_load_package(str(path))
     except Exception as err:  # any failure to build the optimisation leaves the eager renderer, which is correct
-        warnings.warn(f"could not compile the face renderer, rendering eagerly (~4x slower): "
+        warnings.warn(f"could not build or load the compiled face renderer {path}, rendering eagerly (~4x slower): "
                       f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", stacklevel=4)
         return None
 
