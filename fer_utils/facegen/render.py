@@ -282,8 +282,11 @@ def _build_package(path: Path, args: tuple) -> None:
     program = torch.export.export(_Renderer(), args, dynamic_shapes=shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt2")
-    torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs={"cpp.threads": 1})
-    os.replace(tmp, path)
+    try:
+        torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs={"cpp.threads": 1})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed build leaves nothing behind
 
 
 @functools.cache
