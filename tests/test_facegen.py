@@ -120,7 +120,10 @@ def test_renderer_goes_eager_with_a_warning_when_compiling_fails(monkeypatch, tm
 
     from fer_utils.facegen import render
 
+    builds = []
+
     def broken(path, args):  # what a machine without a working C++ compiler raises
+        builds.append(path)
         raise torch._inductor.exc.InvalidCxxCompiler()
 
     monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))
@@ -132,8 +135,29 @@ def test_renderer_goes_eager_with_a_warning_when_compiling_fails(monkeypatch, tm
             img = render_faces(ids, aus, pose, light, (32, 32), True, frame)
         assert img.shape == (3, 32, 32, 3)
         assert render._renderer(torch.device("cpu"), True) is render._EAGER  # and stays eager, without retrying
+        render._compiled.cache_clear()  # a later process: told why and how to retry, no second ~50 s build
+        failed = render._package_path().with_suffix(".failed")
+        with pytest.warns(UserWarning, match=f"InvalidCxxCompiler.*delete {failed}"):
+            assert render._compiled() is None
+        assert builds == [render._package_path()]
+        failed.unlink()
+        render._compiled.cache_clear()
+        with pytest.warns(UserWarning, match="InvalidCxxCompiler"):
+            render._compiled()
+        assert len(builds) == 2  # deleting the note retries
     finally:
         render._compiled.cache_clear()
+
+
+def test_a_build_whose_loader_crashes_is_refused_without_crashing_the_caller(monkeypatch, tmp_path):
+    from fer_utils.facegen import render
+
+    monkeypatch.setattr(render, "_LOAD_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(RuntimeError, match="killed by signal 11"):
+        render._check_loads(tmp_path / "package.pt2")
+    monkeypatch.setattr(render, "_LOAD_CHECK", "import sys; sys.exit('no such package: ' + sys.argv[1])")
+    with pytest.raises(RuntimeError, match="exit status 1 no such package: .*package.pt2"):
+        render._check_loads(tmp_path / "package.pt2")
 
 
 @pytest.mark.parametrize("bad, message", [({"pose": np.zeros((2, 3))}, r"pose has shape \(2, 3\), expected \(3, 3\)"),

@@ -14,9 +14,12 @@ rendered one channel at a time so that each mask is computed once per pixel, not
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,7 @@ import torch
 from torch import Tensor
 from torch._inductor.runtime.cache_dir_utils import cache_dir
 
+from ..runtime import atomic_path
 from . import expressions
 from .expressions import AU_INDEX
 from .identity import sample_identities
@@ -284,9 +288,23 @@ def _build_package(path: Path, args: tuple) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt2")
     try:
         torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs={"cpp.threads": 1})
+        _check_loads(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed build leaves nothing behind
+
+
+_LOAD_CHECK = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+
+
+def _check_loads(package: Path) -> None:
+    """Load a new build in a child process first: where AOTInductor's loader crashes the process
+    (a segfault, seen with torch 2.11+cu130 on an H100 machine), it kills the child, not the caller."""
+    child = subprocess.run([sys.executable, "-c", _LOAD_CHECK, str(package)], capture_output=True, text=True)
+    if child.returncode:
+        how = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit status {child.returncode}"
+        last = (child.stderr.strip().splitlines() or [""])[-1]
+        raise RuntimeError(f"a process loading the build was {how} {last}".rstrip())
 
 
 @functools.cache
@@ -294,16 +312,26 @@ def _compiled() -> Callable[..., Tensor] | None:
     """The CPU renderer compiled ahead of time by AOTInductor (one fused, single-threaded C++ loop).
 
     Built once per machine and code version (~50 s), then loaded by every process in ~2 s. None,
-    after a warning, where it cannot be built (no working C++ compiler): the CPU then renders eagerly.
+    after a warning, where it cannot be built or loaded (no working C++ compiler, a loader that
+    crashes): the CPU then renders eagerly, and a ``.failed`` note beside the package stops later
+    processes from trying again until it is deleted.
     """
     path = _package_path()
+    failed = path.with_suffix(".failed")
     try:
+        if failed.is_file():
+            raise RuntimeError(f"an earlier attempt failed ({failed.read_text().strip()}); delete {failed} to retry")
         if not path.is_file():
             _build_package(path, _example_inputs())
         return torch._inductor.aoti_load_package(str(path))
     except Exception as err:  # any failure to build the optimisation leaves the eager renderer, which is correct
+        why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        with contextlib.suppress(OSError):  # an unwritable cache only means the next process tries again
+            if not failed.is_file():
+                with atomic_path(failed) as tmp:
+                    tmp.write_text(why + "\n")
         warnings.warn(f"could not build or load the compiled face renderer {path}, rendering eagerly (~4x slower): "
-                      f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", stacklevel=4)
+                      f"{why}", stacklevel=4)
         return None
 
 
