@@ -136,7 +136,10 @@ def real_val_accuracy(run: RunResult) -> float | None:
 
 
 def best_configuration(runs: Sequence[RunResult], experiments: Sequence[str] = ("real", "mix")) -> list[RunResult]:
-    """Seeds of the configuration with the best mean real-validation accuracy (never a test score)."""
+    """Seeds of the configuration with the best mean real-validation accuracy (never a test score).
+
+    A tie goes to the configuration with the least generated data (real-only first, then the smallest k).
+    """
     groups = {key: members for key, members in group_runs(runs).items() if key[0] in experiments}
     if not groups:
         raise ValueError(f"no saved runs of {', '.join(experiments)}")

@@ -150,6 +150,17 @@ def test_best_k_is_chosen_on_real_validation_subjects() -> None:
     assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("mix", 5)}
 
 
+def test_a_tie_on_real_validation_goes_to_the_least_generated_data() -> None:
+    runs = [_run("mix", 5, 0, val=0.9, val_real=0.8), _run("mix", 3, 0, val=0.9, val_real=0.8),
+            _run("real", 0, 0, val=0.7)]
+    assert [(r.experiment, r.ratio) for r in results.best_configuration(runs)] == [("mix", 3)]
+    runs.append(_run("real", 0, 1, val=0.8))  # real-only's mean 0.75 now loses
+    runs.append(_run("mix", 3, 1, val=0.9, val_real=0.8))
+    runs.append(_run("mix", 5, 1, val=0.9, val_real=0.8))
+    runs[2] = _run("real", 0, 0, val=0.8)  # real-only ties at 0.8 and wins the tie
+    assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("real", 0)}
+
+
 def test_paired_rows_match_seeds_against_real_only() -> None:
     runs = [_run("real", 0, s, mmi=0.40, ckplus=0.5) for s in range(3)]
     runs += [_run("mix", 2, s, mmi=0.45 + 0.01 * s, ckplus=0.5) for s in range(3)]
