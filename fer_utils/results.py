@@ -143,7 +143,12 @@ def best_configuration(runs: Sequence[RunResult], experiments: Sequence[str] = (
     groups = {key: members for key, members in group_runs(runs).items() if key[0] in experiments}
     if not groups:
         raise ValueError(f"no saved runs of {', '.join(experiments)}")
-    return max(groups.values(), key=lambda members: np.mean([real_val_accuracy(r) for r in members]))
+    def score(item: tuple[int, list[RunResult]]) -> tuple[float, int]:
+        order, members = item  # group_runs lists real-only first, then k upwards
+        mean = float(np.mean([real_val_accuracy(r) for r in members]))
+        return round(mean, 9), -order  # rounded: equal totals of correct faces must tie, whatever the summing order
+
+    return max(enumerate(groups.values()), key=score)[1]
 
 
 def table2_rows(runs: Sequence[RunResult]) -> list[list[str]]:

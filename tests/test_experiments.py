@@ -159,6 +159,10 @@ def test_a_tie_on_real_validation_goes_to_the_least_generated_data() -> None:
     runs.append(_run("mix", 5, 1, val=0.9, val_real=0.8))
     runs[2] = _run("real", 0, 0, val=0.8)  # real-only ties at 0.8 and wins the tie
     assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("real", 0)}
+    # the same total of correct faces over three seeds, summed in another order: still a tie
+    runs = [_run("mix", 1, s, val=0.9, val_real=v / 180) for s, v in enumerate((100, 100, 142))]
+    runs += [_run("mix", 2, s, val=0.9, val_real=v / 180) for s, v in enumerate((100, 142, 100))]  # mean 1 ulp higher
+    assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("mix", 1)}
 
 
 def test_paired_rows_match_seeds_against_real_only() -> None:

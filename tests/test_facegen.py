@@ -78,9 +78,17 @@ def _hard_faces(n: int = 40) -> tuple:
     return ids, aus, pose, light, frame
 
 
+def _require_compiled() -> None:
+    """Fail, rather than compare eager with eager, where the compiled renderer is missing."""
+    from fer_utils.facegen import render
+
+    assert render._compiled() is not None, "the compiled renderer could not be built or loaded (see the warning)"
+
+
 @pytest.mark.parametrize("color", [True, False])
 def test_compiled_renderer_draws_what_the_eager_one_does(color):
     """The compiled loop fuses the renderer; pixels may differ by rounding only (measured: 1 in 10^6)."""
+    _require_compiled()
     ids, aus, pose, light, frame = _hard_faces()
     args = (ids, aus, pose, light, (96, 112), color, frame)
     compiled = render_faces(*args)
@@ -91,6 +99,7 @@ def test_compiled_renderer_draws_what_the_eager_one_does(color):
 
 
 def test_one_compiled_renderer_serves_every_batch_and_frame_size():
+    _require_compiled()
     ids, aus, pose, light, frame = _hard_faces(70)
     for n, size in ((1, (64, 64)), (2, (128, 99)), (70, (96, 112)), (3, (4, 5))):
         args = ({k: v[:n] for k, v in ids.items()}, aus[:n], pose[:n], light[:n], size, True, frame[:n])
@@ -98,9 +107,27 @@ def test_one_compiled_renderer_serves_every_batch_and_frame_size():
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (n, size)
 
 
-def test_compiled_renderer_is_built_once_per_machine_and_code(monkeypatch, tmp_path):
+def test_compiled_renderer_reads_identity_fields_by_name_not_by_the_dicts_order():
+    """The compiled package takes its inputs by position: a caller's dict in another order must not swap fields."""
+    _require_compiled()
+    ids, aus, pose, light, frame = _hard_faces(4)
+    shuffled = dict(reversed(list(ids.items())))
+    args = (aus, pose, light, (48, 48), True, frame)
+    assert np.array_equal(render_faces(shuffled, *args), render_faces(ids, *args))
+
+
+@pytest.fixture
+def render_module():
+    """fer_utils.facegen.render with its compiled renderer forgotten before and after: each use is a new process."""
     from fer_utils.facegen import render
 
+    render._compiled.cache_clear()
+    yield render
+    render._compiled.cache_clear()
+
+
+def test_compiled_renderer_is_built_once_per_machine_and_code(monkeypatch, tmp_path, render_module):
+    render = render_module
     built = []
     monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))
     monkeypatch.setattr(render, "_build_package", lambda path, args: built.append(path) or path.write_bytes(b"x"))
@@ -112,14 +139,15 @@ def test_compiled_renderer_is_built_once_per_machine_and_code(monkeypatch, tmp_p
     monkeypatch.setattr(render, "__file__", str(tmp_path / "edited_render.py"))
     (tmp_path / "edited_render.py").write_text("changed")
     assert render._package_path() != built[0]  # edited render code is never served by an old build
-    render._compiled.cache_clear()
+    edited = render._package_path()
+    monkeypatch.setattr(render.torch.backends.cpu, "get_cpu_capability", lambda: "another CPU")
+    assert render._package_path() != edited  # nor is a build for another kind of CPU
 
 
-def test_renderer_goes_eager_with_a_warning_when_compiling_fails(monkeypatch, tmp_path):
+def test_renderer_goes_eager_with_a_warning_when_compiling_fails(monkeypatch, tmp_path, render_module):
     import torch
 
-    from fer_utils.facegen import render
-
+    render = render_module
     builds = []
 
     def broken(path, args):  # what a machine without a working C++ compiler raises
@@ -128,25 +156,43 @@ def test_renderer_goes_eager_with_a_warning_when_compiling_fails(monkeypatch, tm
 
     monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))
     monkeypatch.setattr(render, "_build_package", broken)
+    ids, aus, pose, light, frame = _hard_faces(3)
+    with pytest.warns(UserWarning, match="rendering eagerly.*InvalidCxxCompiler"):
+        img = render_faces(ids, aus, pose, light, (32, 32), True, frame)
+    assert img.shape == (3, 32, 32, 3)
+    assert render._renderer(torch.device("cpu"), True) is render._EAGER  # and stays eager, without retrying
+    render._compiled.cache_clear()  # a later process: told why and how to retry, no second ~50 s build
+    failed = render._package_path().with_suffix(".failed")
+    with pytest.warns(UserWarning, match=f"InvalidCxxCompiler.*delete {re.escape(str(failed))}"):
+        assert render._compiled() is None
+    assert builds == [render._package_path()]
+    failed.unlink()
     render._compiled.cache_clear()
-    try:
-        ids, aus, pose, light, frame = _hard_faces(3)
-        with pytest.warns(UserWarning, match="rendering eagerly.*InvalidCxxCompiler"):
-            img = render_faces(ids, aus, pose, light, (32, 32), True, frame)
-        assert img.shape == (3, 32, 32, 3)
-        assert render._renderer(torch.device("cpu"), True) is render._EAGER  # and stays eager, without retrying
-        render._compiled.cache_clear()  # a later process: told why and how to retry, no second ~50 s build
-        failed = render._package_path().with_suffix(".failed")
-        with pytest.warns(UserWarning, match=f"InvalidCxxCompiler.*delete {failed}"):
-            assert render._compiled() is None
-        assert builds == [render._package_path()]
-        failed.unlink()
-        render._compiled.cache_clear()
-        with pytest.warns(UserWarning, match="InvalidCxxCompiler"):
-            render._compiled()
-        assert len(builds) == 2  # deleting the note retries
-    finally:
-        render._compiled.cache_clear()
+    with pytest.warns(UserWarning, match="InvalidCxxCompiler"):
+        render._compiled()
+    assert len(builds) == 2  # deleting the note retries
+
+
+def test_a_failure_that_may_not_recur_leaves_no_note(monkeypatch, tmp_path, render_module):
+    render = render_module
+
+    def stopped(path, args):  # a full disk, or the loading child stopped from outside (an InterruptedError)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(render, "_build_package", stopped)
+    with pytest.warns(UserWarning, match="No space left"):
+        assert render._compiled() is None
+    assert not render._package_path().with_suffix(".failed").exists()
+
+
+def test_a_note_never_hides_a_package_that_exists(monkeypatch, tmp_path, render_module):
+    render = render_module
+    monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(render.torch._inductor, "aoti_load_package", lambda path: render._render)
+    render._package_path().write_bytes(b"built by another process")
+    render._package_path().with_suffix(".failed").write_text("RuntimeError: an earlier failure\n")
+    assert render._compiled() is render._render
 
 
 def test_a_build_whose_loader_crashes_is_refused_without_crashing_the_caller(monkeypatch, tmp_path):
@@ -157,6 +203,9 @@ def test_a_build_whose_loader_crashes_is_refused_without_crashing_the_caller(mon
         render._check_loads(tmp_path / "package.pt2")
     monkeypatch.setattr(render, "_LOAD_CHECK", "import sys; sys.exit('no such package: ' + sys.argv[1])")
     with pytest.raises(RuntimeError, match="exit status 1 no such package: .*package.pt2"):
+        render._check_loads(tmp_path / "package.pt2")
+    monkeypatch.setattr(render, "_LOAD_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    with pytest.raises(InterruptedError, match="stopped by signal 15"):  # no verdict on the build: no note
         render._check_loads(tmp_path / "package.pt2")
 
 

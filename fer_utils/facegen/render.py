@@ -18,6 +18,8 @@ import contextlib
 import functools
 import hashlib
 import os
+import platform
+import signal
 import subprocess
 import sys
 import warnings
@@ -272,7 +274,8 @@ _EAGER = _Renderer()
 
 def _package_path() -> Path:
     """Where this machine keeps the compiled renderer: torch's compile cache, keyed by the code it was built from."""
-    key = hashlib.sha256(torch.__version__.encode())
+    # a package holds machine code for the CPU it was built on: never load it on another kind of CPU
+    key = hashlib.sha256(f"{torch.__version__} {platform.machine()} {torch.backends.cpu.get_cpu_capability()}".encode())
     for module in (__file__, expressions.__file__):  # the render code and the action units it reads
         key.update(Path(module).read_bytes())
     return Path(cache_dir()) / f"fer_utils_render_{key.hexdigest()[:16]}.pt2"
@@ -295,12 +298,16 @@ def _build_package(path: Path, args: tuple) -> None:
 
 
 _LOAD_CHECK = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+_STOPPED = {signal.SIGINT, signal.SIGTERM, signal.SIGKILL}  # stopped from outside: no verdict on the build
 
 
 def _check_loads(package: Path) -> None:
     """Load a new build in a child process first: where AOTInductor's loader crashes the process
     (a segfault, seen with torch 2.11+cu130 on an H100 machine), it kills the child, not the caller."""
-    child = subprocess.run([sys.executable, "-c", _LOAD_CHECK, str(package)], capture_output=True, text=True)
+    child = subprocess.run([sys.executable, "-c", _LOAD_CHECK, str(package)], capture_output=True, text=True,
+                           timeout=600)
+    if -child.returncode in _STOPPED:
+        raise InterruptedError(f"the process loading the build was stopped by signal {-child.returncode}")
     if child.returncode:
         how = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit status {child.returncode}"
         last = (child.stderr.strip().splitlines() or [""])[-1]
@@ -316,20 +323,22 @@ def _compiled() -> Callable[..., Tensor] | None:
     crashes): the CPU then renders eagerly, and a ``.failed`` note beside the package stops later
     processes from trying again until it is deleted.
     """
-    path = _package_path()
-    failed = path.with_suffix(".failed")
+    path = failed = None
     try:
-        if failed.is_file():
-            raise RuntimeError(f"an earlier attempt failed ({failed.read_text().strip()}); delete {failed} to retry")
+        path = _package_path()
+        failed = path.with_suffix(".failed")
         if not path.is_file():
+            if failed.is_file():
+                raise RuntimeError(f"an earlier attempt failed ({failed.read_text().strip()}); delete {failed} to retry")
             _build_package(path, _example_inputs())
         return torch._inductor.aoti_load_package(str(path))
     except Exception as err:  # any failure to build the optimisation leaves the eager renderer, which is correct
         why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        with contextlib.suppress(OSError):  # an unwritable cache only means the next process tries again
-            if not failed.is_file():
-                with atomic_path(failed) as tmp:
-                    tmp.write_text(why + "\n")
+        if failed is not None and not isinstance(err, OSError):  # a full disk or a stopped build may not recur
+            with contextlib.suppress(OSError):  # an unwritable cache only means the next process tries again
+                if not failed.is_file():
+                    with atomic_path(failed) as tmp:
+                        tmp.write_text(why + "\n")
         warnings.warn(f"could not build or load the compiled face renderer {path}, rendering eagerly (~4x slower): "
                       f"{why}", stacklevel=4)
         return None
@@ -397,7 +406,8 @@ def _tensors(identities: dict[str, np.ndarray], per_face: list[np.ndarray], size
     """The renderer's inputs: identity scalars as (N, 1, 1), colours (N, 3), per-face rows, a canvas of the frame size."""
     def tensor(a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=torch.float32, device=device)
-    ids = {k: _col(tensor(v)) for k, v in identities.items() if v.ndim == 1}
+    # in a fixed order: the compiled package takes the fields by position, whatever order the caller's dict has
+    ids = {k: _col(tensor(identities[k])) for k in sorted(identities) if identities[k].ndim == 1}
     colours = {k: tensor(identities[k]) for k in COLOURS}
     return ids, colours, *map(tensor, per_face), torch.empty(size, device=device)
 
