@@ -198,15 +198,25 @@ def test_a_note_never_hides_a_package_that_exists(monkeypatch, tmp_path, render_
 def test_a_build_whose_loader_crashes_is_refused_without_crashing_the_caller(monkeypatch, tmp_path):
     from fer_utils.facegen import render
 
-    monkeypatch.setattr(render, "_LOAD_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    monkeypatch.setattr(render, "_CHILD_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     with pytest.raises(RuntimeError, match="killed by signal 11"):
-        render._check_loads(tmp_path / "package.pt2")
-    monkeypatch.setattr(render, "_LOAD_CHECK", "import sys; sys.exit('no such package: ' + sys.argv[1])")
+        render._check_build(tmp_path / "package.pt2")
+    monkeypatch.setattr(render, "_CHILD_CHECK", "import sys; sys.exit('no such package: ' + sys.argv[1])")
     with pytest.raises(RuntimeError, match="exit status 1 no such package: .*package.pt2"):
-        render._check_loads(tmp_path / "package.pt2")
-    monkeypatch.setattr(render, "_LOAD_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+        render._check_build(tmp_path / "package.pt2")
+    monkeypatch.setattr(render, "_CHILD_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     with pytest.raises(InterruptedError, match="stopped by signal 15"):  # no verdict on the build: no note
-        render._check_loads(tmp_path / "package.pt2")
+        render._check_build(tmp_path / "package.pt2")
+
+
+def test_a_build_that_draws_differently_from_the_eager_renderer_is_refused():
+    from fer_utils.facegen import render
+
+    render._draws_like_eager(render._EAGER)
+    with pytest.raises(RuntimeError, match="draws the example faces differently"):
+        render._draws_like_eager(lambda *args: render._EAGER(*args) + 0.01)
+    with pytest.raises(RuntimeError, match="differently.*nan"):
+        render._draws_like_eager(lambda *args: render._EAGER(*args) * float("nan"))
 
 
 @pytest.mark.parametrize("bad, message", [({"pose": np.zeros((2, 3))}, r"pose has shape \(2, 3\), expected \(3, 3\)"),

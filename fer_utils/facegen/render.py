@@ -291,27 +291,38 @@ def _build_package(path: Path, args: tuple) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt2")
     try:
         torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs={"cpp.threads": 1})
-        _check_loads(tmp)
+        _check_build(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed build leaves nothing behind
 
 
-_LOAD_CHECK = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+# run in a child: load the package and draw the example faces with it (sys.argv: package, folder holding fer_utils)
+_CHILD_CHECK = ("import sys; sys.path.insert(0, sys.argv[2]); import torch; from fer_utils.facegen import render; "
+                "render._draws_like_eager(torch._inductor.aoti_load_package(sys.argv[1]))")
 _STOPPED = {signal.SIGINT, signal.SIGTERM, signal.SIGKILL}  # stopped from outside: no verdict on the build
 
 
-def _check_loads(package: Path) -> None:
-    """Load a new build in a child process first: where AOTInductor's loader crashes the process
+def _check_build(package: Path) -> None:
+    """Load and run a new build in a child process first: where AOTInductor's loader crashes the process
     (a segfault, seen with torch 2.11+cu130 on an H100 machine), it kills the child, not the caller."""
-    child = subprocess.run([sys.executable, "-c", _LOAD_CHECK, str(package)], capture_output=True, text=True,
-                           timeout=600)
+    child = subprocess.run([sys.executable, "-c", _CHILD_CHECK, str(package), str(Path(__file__).resolve().parents[2])],
+                           capture_output=True, text=True, timeout=600)
     if -child.returncode in _STOPPED:
-        raise InterruptedError(f"the process loading the build was stopped by signal {-child.returncode}")
+        raise InterruptedError(f"the process checking the build was stopped by signal {-child.returncode}")
     if child.returncode:
         how = f"killed by signal {-child.returncode}" if child.returncode < 0 else f"exit status {child.returncode}"
         last = (child.stderr.strip().splitlines() or [""])[-1]
-        raise RuntimeError(f"a process loading the build was {how} {last}".rstrip())
+        raise RuntimeError(f"a process loading and running the build was {how} {last}".rstrip())
+
+
+def _draws_like_eager(package: Callable[..., Tensor]) -> None:
+    """Refuse a build whose example faces differ from the eager renderer's by more than rounding."""
+    args = _example_inputs()
+    with torch.no_grad():
+        diff = (package(*args) - _EAGER(*args)).abs().max().item()
+    if not diff <= 1e-3:  # NaN fails too
+        raise RuntimeError(f"the build draws the example faces differently from the eager renderer (max difference {diff:.3g})")
 
 
 @functools.cache
