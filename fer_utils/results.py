@@ -143,6 +143,7 @@ def best_configuration(runs: Sequence[RunResult], experiments: Sequence[str] = (
     groups = {key: members for key, members in group_runs(runs).items() if key[0] in experiments}
     if not groups:
         raise ValueError(f"no saved runs of {', '.join(experiments)}")
+
     def score(item: tuple[int, list[RunResult]]) -> tuple[float, int]:
         order, members = item  # group_runs lists real-only first, then k upwards
         mean = float(np.mean([real_val_accuracy(r) for r in members]))

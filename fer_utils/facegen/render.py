@@ -322,7 +322,8 @@ def _draws_like_eager(package: Callable[..., Tensor]) -> None:
     with torch.no_grad():
         diff = (package(*args) - _EAGER(*args)).abs().max().item()
     if not diff <= 1e-3:  # NaN fails too
-        raise RuntimeError(f"the build draws the example faces differently from the eager renderer (max difference {diff:.3g})")
+        raise RuntimeError("the build draws the example faces differently from the eager renderer "
+                           f"(max difference {diff:.3g})")
 
 
 @functools.cache
@@ -350,7 +351,8 @@ def _compiled() -> Callable[..., Tensor] | None:
                 if not failed.is_file():
                     with atomic_path(failed) as tmp:
                         tmp.write_text(why + "\n")
-        warnings.warn(f"could not build or load the compiled face renderer {path}, rendering eagerly (~4x slower): "
+        where = f" {path}" if path else ""  # None when even the cache folder could not be found
+        warnings.warn(f"could not build or load the compiled face renderer{where}, rendering eagerly (~4x slower): "
                       f"{why}", stacklevel=4)
         return None
 
