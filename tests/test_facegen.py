@@ -186,6 +186,24 @@ def test_a_failure_that_may_not_recur_leaves_no_note(monkeypatch, tmp_path, rend
     assert not render._package_path().with_suffix(".failed").exists()
 
 
+def test_the_fallback_warning_names_the_callers_line(monkeypatch, tmp_path, render_module):
+    """Reached from render_faces or from compile_renderer, the warning points at the line that called them."""
+    render = render_module
+
+    def stopped(path, args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(render, "_build_package", stopped)
+    ids, aus, pose, light, frame = _hard_faces(2)
+    with pytest.warns(UserWarning, match="No space left") as from_compile:
+        render.compile_renderer()
+    render._compiled.cache_clear()
+    with pytest.warns(UserWarning, match="No space left") as from_render:
+        render_faces(ids, aus, pose, light, (16, 16), True, frame)
+    assert [w.filename for w in (*from_compile, *from_render)] == [__file__, __file__]
+
+
 def test_a_note_never_hides_a_package_that_exists(monkeypatch, tmp_path, render_module):
     render = render_module
     monkeypatch.setattr(render, "cache_dir", lambda: str(tmp_path))

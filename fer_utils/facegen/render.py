@@ -22,6 +22,7 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -288,7 +289,7 @@ def _build_package(path: Path, args: tuple) -> None:
     shapes = (ids, colours, *[{0: faces}] * 6, {0: height, 1: width})
     program = torch.export.export(_Renderer(), args, dynamic_shapes=shapes)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt2")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.pt2")  # one per builder
     try:
         torch._inductor.aoti_compile_and_package(program, package_path=str(tmp), inductor_configs={"cpp.threads": 1})
         _check_build(tmp)
@@ -448,4 +449,4 @@ def compile_renderer() -> None:
 
     Call before forking workers, so that they share one compiled renderer instead of each loading it.
     """
-    _compiled()
+    _renderer(torch.device("cpu"), compiled=True)  # as render_faces gets it: its warning names our caller
