@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from .datasets import Sample, SkipReport, read_database
 from .datasets.io import BadImage, FrameReader
 from .emotions import ALL_LABELS, EMOTIONS
 from .report import markdown_table
-from .runtime import write_json
+from .runtime import usable_cores, write_json
 
 CASCADE = "haarcascade_frontalface_default.xml"
 CROP_VERSION = 1  # part of the cache key: bump when cropping changes so old caches are not reused
@@ -46,15 +46,20 @@ MANIFEST_FIELDS = ("path", "frame", "database", "subject", "label", "split", "cr
 
 
 # ---------------------------------------------------------------- face detection and crop
-@functools.lru_cache(maxsize=1)
+_THREAD = threading.local()  # one detector per thread: a CascadeClassifier must not run two detections at once
+
+
 def face_detector() -> cv2.CascadeClassifier:
-    """The stock frontal-face Haar cascade; raise if this OpenCV build ships none (opencv 5)."""
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
-    cascade = cv2.CascadeClassifier(str(Path(folder) / CASCADE))
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV Haar cascade {CASCADE} is missing or empty in {folder!r}: "
-                           "opencv-python 5.x wheels ship no cascade files; install opencv-python<5 "
-                           "(pip install -c constraints.txt -e .)")
+    """The stock frontal-face Haar cascade of this thread; raise if this OpenCV build ships none (opencv 5)."""
+    cascade = getattr(_THREAD, "cascade", None)
+    if cascade is None:
+        folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
+        cascade = cv2.CascadeClassifier(str(Path(folder) / CASCADE))
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV Haar cascade {CASCADE} is missing or empty in {folder!r}: "
+                               "opencv-python 5.x wheels ship no cascade files; install opencv-python<5 "
+                               "(pip install -c constraints.txt -e .)")
+        _THREAD.cascade = cascade
     return cascade
 
 
@@ -119,7 +124,7 @@ def crop_samples(samples: Sequence[Sample], margin: float, size: int, workers: i
     order = sorted(range(len(samples)), key=lambda i: (samples[i].path, samples[i].frame or 0))
     chunks = [order[i:i + CHUNK] for i in range(0, len(order), CHUNK)]
     jobs = [([samples[i] for i in chunk], margin, size, colour) for chunk in chunks]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers or usable_cores(), len(jobs))
     if workers > 1:
         threads = cv2.getNumThreads()
         # Stop OpenCV's thread pool before forking (a child that touches an inherited pool waits

@@ -68,6 +68,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it, e.g. a container's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """Map ``auto`` to cuda when present, else cpu; reject cuda on a machine without it."""
     if name == "auto":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .models import build_model
-from .runtime import atomic_path, mixed_precision, resolve_device, seed_everything
+from .runtime import atomic_path, mixed_precision, resolve_device, seed_everything, usable_cores
 
 
 VMAP_DEVICES = {"cuda"}  # where members run as one vmapped call (kernel-launch bound, so it pays)
@@ -75,8 +74,8 @@ class _State:
 
 def _set_threads(device: torch.device) -> None:
     """Use every core this process may run on (CPU is a first-class target)."""
-    if device.type == "cpu" and hasattr(os, "sched_getaffinity"):
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    if device.type == "cpu":
+        torch.set_num_threads(usable_cores())
 
 
 def _to_device(split: ArraySplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -81,6 +81,31 @@ def test_targets_follow_emotions_order():
     assert [pipe.domains[i] for i in pipe.targets] == list(EMOTIONS)
 
 
+def test_crop_runs_on_threads_and_gives_each_face_its_own_crop_in_order(monkeypatch):
+    import threading
+    from fer_utils.facegen.expressions import AU_INDEX
+    from fer_utils.facegen.identity import sample_identities
+    from fer_utils.facegen.render import render_faces
+    from fer_utils.gan import pipeline
+    n, threads = 12, set()
+
+    def crop_face(face, margin, size):  # the real crop, noting which thread ran it
+        threads.add(threading.get_ident())
+        return real_crop(face, margin, size)
+
+    real_crop = pipeline.crop_face
+    faces = render_faces(sample_identities(0, range(n)), np.zeros((n, len(AU_INDEX))), np.zeros((n, 3)),
+                         np.tile([0, 0, 1, 0.5, 0.5], (n, 1)), (64, 64))
+    faces[-1] = 128  # no face in it: the centre
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 4)
+    monkeypatch.setattr(pipeline, "crop_face", crop_face)
+    crops, kinds = _pipe(DomainStamp(), size=32).crop(faces)
+    expected = [real_crop(face, 0.2, 32) for face in faces]
+    assert kinds == [how for _, how in expected] and kinds.count("haar") == n - 1 and kinds[-1] == NO_FACE
+    assert np.array_equal(crops, np.stack([img for img, _ in expected]))
+    assert len(threads) > 1 and threading.get_ident() not in threads
+
+
 def test_translate_is_identity_major_domain_minor():
     faces = np.zeros((3, 8, 8, 3), np.uint8)
     faces[..., 0] = np.array([10, 100, 200], np.uint8)[:, None, None]
@@ -285,3 +310,11 @@ def test_with_source_puts_the_input_first():
     grid = with_source(sources, outputs)
     assert grid.shape == (2, 7, 4, 4, 3)
     assert np.array_equal(grid[:, 0], sources) and np.array_equal(grid[:, 1:], outputs)
+
+
+def test_generate_benchmark_times_each_stage(tiny_weights, capsys):
+    from fer_utils.benchmarks import generate as bench
+    out = bench.run(tiny_cfg(*tiny_weights), n=16)
+    assert set(out["stage_seconds"]) == {"StyleGAN2", "crop", "StarGAN x 6"}
+    assert all(sec > 0 for sec in out["stage_seconds"].values()) and out["ours_ids_per_s"] > 0
+    assert "ms/identity" in capsys.readouterr().out

@@ -28,8 +28,13 @@ def small_world(tmp_path, write_image):
                                  "data.cache": str(tmp_path / "cache"), "preprocess.workers": 1})
 
 
-def test_haar_cascade_loads():
-    assert not P.face_detector().empty()
+def test_haar_cascade_loads_once_per_thread():
+    """A classifier must not run two detections at once: each thread gets its own, and keeps it."""
+    from concurrent.futures import ThreadPoolExecutor
+    assert not P.face_detector().empty() and P.face_detector() is P.face_detector()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(P.face_detector).result()
+    assert other is not P.face_detector() and not other.empty()
 
 
 def test_crop_square_pads_at_the_border_and_resizes():

@@ -30,12 +30,24 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def _batched(pipe: Pipeline, z: torch.Tensor, batch_size: int) -> float:
-    """Identities/s of the pipeline as ``generate`` runs it: batches of identities, six expressions per call."""
+def _batched(pipe: Pipeline, z: torch.Tensor, batch_size: int) -> tuple[float, dict[str, float]]:
+    """Identities/s of the pipeline as ``generate`` runs it (batches, six expressions per call), and seconds per stage.
+
+    Each stage ends in a copy to the host, so its wall time is its own, on a GPU too.
+    """
+    stages = {"StyleGAN2": 0.0, "crop": 0.0, "StarGAN x 6": 0.0}
     t0 = time.perf_counter()
     for i in range(0, len(z), batch_size):
-        pipe(z[i:i + batch_size])
-    return len(z) / (time.perf_counter() - t0)
+        t = time.perf_counter()
+        faces = pipe.identities(z[i:i + batch_size])
+        stages["StyleGAN2"] += time.perf_counter() - t
+        t = time.perf_counter()
+        sources, _ = pipe.crop(faces)
+        stages["crop"] += time.perf_counter() - t
+        t = time.perf_counter()
+        pipe.translate(sources)
+        stages["StarGAN x 6"] += time.perf_counter() - t
+    return len(z) / (time.perf_counter() - t0), stages
 
 
 def _naive(pipe: Pipeline, z: torch.Tensor) -> float:
@@ -58,12 +70,15 @@ def run(cfg: Config, n: int | None = None) -> dict[str, float]:
     print(f"device: {name}; {n} identities x 6 expressions at {pipe.size} px; weights {paths}")
     _batched(pipe, z[:cfg.generate.batch_size], cfg.generate.batch_size)  # warm-up
     naive = _naive(pipe, z[: max(16, n // 8)])
-    ours = _batched(pipe, z, cfg.generate.batch_size)
+    ours, stages = _batched(pipe, z, cfg.generate.batch_size)
     gflops = matmul_gflops() if pipe.device.type == "cpu" else float("nan")
     limit = gflops * 1e9 / flops
     print(f"model FLOPs per identity   : {flops / 1e9:8.2f} GFLOP")
     print(f"naive, one image per call  : {naive:8.1f} identities/s")
     print(f"batched ({cfg.generate.batch_size:3d} identities)   : {ours:8.1f} identities/s  ({ours / naive:.2f}x)")
     print(f"FLOP limit at {gflops:6.1f} GFLOP/s : {limit:8.1f} identities/s  (ours at {ours / limit:.0%} of it)")
-    return {"naive_ids_per_s": naive, "ours_ids_per_s": ours, "ratio": ours / naive,
+    total = sum(stages.values())
+    print("batched time per stage     : " + ", ".join(f"{name} {sec / n * 1e3:.2f} ms/identity ({sec / total:.0%})"
+                                                     for name, sec in stages.items()))
+    return {"stage_seconds": stages, "naive_ids_per_s": naive, "ours_ids_per_s": ours, "ratio": ours / naive,
             "gflop_per_identity": flops / 1e9, "matmul_gflops": gflops, "limit_ids_per_s": limit}
