@@ -19,6 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
 PRESETS = ("quick", "default", "paper")
+PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,12 @@ class TrainConfig:
     lr_decay: float = 1e-6
     patience: int = 5
     seed: int = 0
+    precision: str = "auto"  # auto = bf16 autocast where the device has bf16 units (GPU, AVX512-BF16), else fp32
+
+    def __post_init__(self) -> None:
+        """Reject an unknown precision when the preset is read, not when training starts."""
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,8 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
             metrics = score(result.model, tests, cfg.device, result.seed)
             save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
-                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(todo)}
+                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(todo),
+                        "precision": result.precision}
             save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, hash_, metrics,
                      result.history, fit_info)
             done[result.seed] = finished_run(paths[result.seed], params, hash_)

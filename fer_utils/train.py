@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .models import build_model
-from .runtime import atomic_path, mixed_precision, resolve_device, seed_everything, usable_cores
+from .runtime import (atomic_path, mixed_precision, resolve_device, resolve_precision, seed_everything,
+                      usable_cores)
 
 
 VMAP_DEVICES = {"cuda"}  # where members run as one vmapped call (kernel-launch bound, so it pays)
@@ -56,6 +57,7 @@ class FitResult:
     stopped_epoch: int
     seconds: float
     img_per_s: float
+    precision: str  # what ran: fp32 or bf16 (autocast; weights and optimizer stay fp32)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _train_epoch(run: dict, gens: list[torch.Generator], batch_size: int) -> tup
     correct = torch.zeros(len(gens), device=device)
     for i in range(0, n, batch_size):
         x, y = _batch(images, labels, perms[:, i:i + batch_size])  # (S, B, 1, H, W), (S, B)
-        with mixed_precision(device):
+        with mixed_precision(device, run["bf16"]):
             logits = _forward(run["base"], run["params"], run["buffers"], x)  # (S, B, C)
         loss, hits = _member_loss(logits, y)
         run["opt"].zero_grad(set_to_none=True)
@@ -147,7 +149,7 @@ def _eval_epoch(run: dict, n_members: int, batch_size: int = 512) -> tuple[torch
     for i in range(0, n, batch_size):
         idx = torch.arange(i, min(i + batch_size, n), device=labels.device).expand(n_members, -1)
         x, y = _batch(images, labels, idx)
-        with mixed_precision(labels.device):
+        with mixed_precision(labels.device):  # predict()'s policy: validation loss = what scoring sees
             logits = _forward(run["base"], run["params"], run["buffers"], x)
         loss, hits = _member_loss(logits, y)
         loss_sum += loss * y.shape[1]
@@ -206,14 +208,15 @@ def _resume(path: Path, run: dict, gens: list[torch.Generator], meta: dict) -> _
 
 def _new_run(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, device: torch.device,
              seeds: tuple[int, ...]) -> dict:
-    """Stacked members, Adam with Keras' time-based decay, data resident on the device."""
+    """Stacked members, Adam with Keras' time-based decay, data resident on the device, the precision."""
     base, params, buffers = _init_members(model_name, seeds, device)
     opt = torch.optim.Adam(params.values(), lr=cfg.lr, eps=1e-7)  # Keras' Adam epsilon
     decay = cfg.lr_decay  # Keras: lr_t = lr / (1 + decay * iterations), per batch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0 / (1.0 + decay * it))
     best = {k: v.detach().clone() for k, v in params.items()}
     return {"base": base, "params": params, "buffers": buffers, "opt": opt, "sched": sched, "best": best,
-            "device": device, "train": _to_device(train, device), "val": _to_device(val, device)}
+            "device": device, "train": _to_device(train, device), "val": _to_device(val, device),
+            "bf16": resolve_precision(cfg.precision, device) == "bf16"}
 
 
 def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, device: str | torch.device = "auto",
@@ -223,7 +226,7 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     Args:
         model_name: registry name, ``"cnn"`` (paper Table 1) or ``"vgg16"``.
         train, val: cached uint8 faces; early stopping watches the val loss (Keras default).
-        cfg: epochs, batch size, Adam lr and decay, patience (``TrainConfig``).
+        cfg: epochs, batch size, Adam lr and decay, patience, precision (``TrainConfig``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a ``torch.device``.
         seeds: one member per seed (its init, batch order and dropout); ``(s,)`` = a single model.
         checkpoint: file written atomically after each epoch and resumed from if present.
@@ -237,6 +240,7 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     run = _new_run(model_name, train, val, cfg, device, tuple(seeds))
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
+    recipe["precision"] = "bf16" if run["bf16"] else "fp32"  # what ran, which "auto" does not say
     meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "n_train": len(train.labels)}
     keys = ("loss", "acc", "val_loss", "val_acc")
     state = _State(0, [{k: [] for k in keys} for _ in seeds], [float("inf")] * len(seeds),
@@ -275,7 +279,8 @@ def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...]) 
         model.load_state_dict({k: v[s] for k, v in run["best"].items()} | {k: v[s] for k, v in run["buffers"].items()})
         speed = state.images_seen / state.seconds if state.seconds else 0.0
         out.append(FitResult(model.eval(), seed, state.history[s], state.best_epoch[s],
-                             state.stopped[s] or state.epoch, state.seconds, speed))
+                             state.stopped[s] or state.epoch, state.seconds, speed,
+                             "bf16" if run["bf16"] else "fp32"))
     return out
 
 

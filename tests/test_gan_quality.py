@@ -163,7 +163,7 @@ def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tm
 
 @pytest.mark.parametrize("overrides", [
     {"generate.truncation_psi": 0.5}, {"generate.quality_identities": 500},
-    {"generate.judge_epochs": 20}, {"generate.judge_faces": 6000}])
+    {"generate.judge_epochs": 20}, {"generate.judge_faces": 6000}, {"train.precision": "fp32"}])
 def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides):
     from fer_utils.gan.quality import recorded_quality
     assert recorded_quality(_default(tmp_path, **overrides)) is None
@@ -213,15 +213,16 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
     seen = {}
 
     def fake_fit(name, train, val, recipe, device, seeds, progress):
-        seen.update(train=len(train.labels), val=len(val.labels), epochs=recipe.epochs)
-        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1)]
+        seen.update(train=len(train.labels), val=len(val.labels), epochs=recipe.epochs, precision=recipe.precision)
+        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="bf16")]
 
     monkeypatch.setattr(quality, "load_database", lambda cfg, name: faces)
     monkeypatch.setattr(quality, "fit", fake_fit)
     cfg = _default(tmp_path, **{"generate.judge_epochs": 3, "generate.judge_faces": judge_faces})
     _, info, real = quality.expression_cnn(cfg)
-    assert seen == {"train": trained_on, "val": 12, "epochs": 3}
+    assert seen == {"train": trained_on, "val": 12, "epochs": 3, "precision": "auto"}
     assert (info["train_faces"], info["faces_requested"], info["epochs"]) == (trained_on, judge_faces, 3)
+    assert (info["precision_setting"], info["precision"]) == ("auto", "bf16")  # the setting and what ran
     assert len(real["train"]) == 40 and len(real["val"]) == 12
 
 

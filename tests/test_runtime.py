@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from fer_utils.runtime import atomic_path, resolve_device, seed_everything, write_json
+from fer_utils import runtime
+from fer_utils.runtime import atomic_path, resolve_device, resolve_precision, seed_everything, write_json
 
 
 def test_atomic_path_keeps_old_content_when_the_block_fails(tmp_path):
@@ -56,3 +57,21 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert [stat.S_IMODE(path.stat().st_mode) for path in paths] == [0o644, 0o644]
+
+
+@pytest.mark.parametrize("bf16_units", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, bf16_units):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16_units)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if bf16_units else "fp32")
+    assert (resolve_precision("fp32", cpu), resolve_precision("bf16", cpu)) == ("fp32", "bf16")
+    assert runtime.native_bf16(torch.device("cuda")) and runtime.native_bf16(torch.device("meta")) is False
+
+
+def test_unknown_precision_is_named():
+    from fer_utils.config import ConfigError, load_config
+    with pytest.raises(ValueError, match="'half'"):
+        resolve_precision("half", torch.device("cpu"))
+    with pytest.raises(ConfigError, match=r"train\.precision .*'fp16'"):
+        load_config("quick", {"train.precision": "fp16"})

@@ -11,7 +11,7 @@ from fer_utils.models import MODELS
 from fer_utils import train as train_mod
 from fer_utils.train import ArraySplit, fit, predict
 
-CFG = TrainConfig(epochs=4, batch_size=16, lr=1e-2, lr_decay=1e-3, patience=2)
+CFG = TrainConfig(epochs=4, batch_size=16, lr=1e-2, lr_decay=1e-3, patience=2, precision="fp32")
 
 
 def _tiny(dropout: float) -> nn.Module:
@@ -72,7 +72,7 @@ def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
 
 def test_early_stopping_restores_best_weights() -> None:
     """The returned model is the epoch of lowest val loss, and training stops `patience` later."""
-    cfg = TrainConfig(epochs=30, batch_size=16, lr=3e-2, lr_decay=0.0, patience=2)
+    cfg = TrainConfig(epochs=30, batch_size=16, lr=3e-2, lr_decay=0.0, patience=2, precision="fp32")
     res = fit("tiny_nodrop", TRAIN, VAL, cfg, "cpu", progress=False)[0]
     val_loss = res.history["val_loss"]
     assert res.best_epoch == int(np.argmin(val_loss)) + 1
@@ -94,6 +94,33 @@ def test_batched_members_match_sequential_runs(monkeypatch: pytest.MonkeyPatch) 
             np.testing.assert_allclose(member.history[key], alone.history[key], rtol=1e-4, atol=1e-5)
         for x, y in zip(_weights(member.model), _weights(alone.model)):
             torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_precision_trains_under_autocast_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.precision bf16 runs the training steps in bf16 on CPU (other numbers than fp32); validation stays fp32."""
+    monkeypatch.setitem(MODELS, "tiny_probe", lambda: nn.Sequential(_tiny(0.0), _DtypeProbe()))
+    _SEEN.clear()
+    half = fit("tiny_probe", TRAIN, VAL, TrainConfig(**{**CFG.__dict__, "precision": "bf16"}), "cpu", progress=False)[0]
+    half_dtypes = set(_SEEN)
+    _SEEN.clear()
+    full = fit("tiny_probe", TRAIN, VAL, CFG, "cpu", progress=False)[0]
+    assert (half.precision, full.precision) == ("bf16", "fp32")
+    assert half_dtypes == {torch.bfloat16, torch.float32} and set(_SEEN) == {torch.float32}
+    assert half.history["loss"] != full.history["loss"]
+    probs = predict(half.model, VAL.images, "cpu")  # scoring is fp32 on CPU, as validation was
+    loss = -np.log(probs[np.arange(len(VAL.labels)), VAL.labels]).mean()
+    assert loss == pytest.approx(half.history["val_loss"][half.best_epoch - 1], rel=1e-4)
+
+
+_SEEN: list[torch.dtype] = []  # module level: the engine deep-copies models, and a list attribute with them
+
+
+class _DtypeProbe(nn.Module):
+    """Identity layer that notes the dtype of the logits it passes on."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _SEEN.append(x.dtype)
+        return x
 
 
 def test_cpu_trains_members_one_after_another(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

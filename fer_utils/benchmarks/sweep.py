@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..config import Config, TrainConfig
-from ..runtime import resolve_device
+from ..runtime import resolve_device, resolve_precision
 from ..train import ArraySplit, fit
 
 
@@ -30,7 +30,8 @@ def run(cfg: Config, n: int | None = None, seeds: int = 5, batch: int = 64) -> d
     train, val = ArraySplit(images, labels), ArraySplit(images[:batch], labels[:batch])
     recipe = TrainConfig(epochs=1, batch_size=batch)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; {n} faces 64x64, batch {batch}, Table-1 CNN, {seeds} seeds, 1 epoch each")
+    print(f"device: {name}; {n} faces 64x64, batch {batch}, Table-1 CNN, {seeds} seeds, 1 epoch each, "
+          f"{resolve_precision(recipe.precision, device)}")
     fit("cnn", ArraySplit(images[:batch], labels[:batch]), val, recipe, device, tuple(range(seeds)), progress=False)  # warm-up
     sequential = _img_per_s(train, val, recipe, device, [(s,) for s in range(seeds)])
     print(f"sequential ({seeds} runs) : {sequential:8.1f} img/s")

@@ -13,7 +13,7 @@ from PIL import Image
 from ..config import Config, TrainConfig
 from ..models import build_model
 from ..models._torchvision import torchvision
-from ..runtime import resolve_device
+from ..runtime import native_bf16, resolve_device, resolve_precision
 from ..train import ArraySplit, fit
 
 T = torchvision.transforms
@@ -59,18 +59,28 @@ def _naive(paths: list[Path], labels: np.ndarray, device: torch.device, batch: i
 
 
 def run(cfg: Config, n: int | None = None, batch: int = 64) -> dict[str, float]:
-    """Print img/s at batch 64 for the naive loop and for ``train.fit``, and their ratio."""
+    """Print img/s at batch 64 for the naive fp32 loop and for ``train.fit``, and their ratios.
+
+    ``fit`` runs in fp32 (the like-for-like ratio) and, where the device has bf16 units, also in
+    the bf16 autocast that ``train.precision: auto`` picks there.
+    """
     device = resolve_device(cfg.device)
     n = n or (16384 if device.type == "cuda" else 512)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
     labels = rng.integers(0, 6, n)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; {n} faces 64x64, batch {batch}, Table-1 CNN")
+    print(f"device: {name}; {n} faces 64x64, batch {batch}, Table-1 CNN; train.precision auto -> "
+          f"{resolve_precision('auto', device)}")
     with tempfile.TemporaryDirectory() as tmp:
         naive = _naive(_write_pngs(Path(tmp), images), labels, device, batch)
-    print(f"naive PNG + DataLoader : {naive:8.1f} img/s")
+    print(f"naive PNG + DataLoader, fp32 : {naive:8.1f} img/s")
+    out = {"naive_img_per_s": naive}
     val = ArraySplit(images[:batch], labels[:batch])
-    ours = fit("cnn", ArraySplit(images, labels), val, TrainConfig(epochs=1, batch_size=batch), device, progress=False)[0].img_per_s
-    print(f"fer_utils.train.fit    : {ours:8.1f} img/s  ({ours / naive:.2f}x)")
-    return {"naive_img_per_s": naive, "ours_img_per_s": ours, "ratio": ours / naive}
+    for precision in ("fp32", "bf16") if native_bf16(device) else ("fp32",):
+        recipe = TrainConfig(epochs=1, batch_size=batch, precision=precision)
+        ours = fit("cnn", ArraySplit(images, labels), val, recipe, device, progress=False)[0].img_per_s
+        print(f"fer_utils.train.fit, {precision}  : {ours:8.1f} img/s  ({ours / naive:.2f}x)")
+        out[f"ours_{precision}_img_per_s"] = ours
+    out["ratio"] = out["ours_fp32_img_per_s"] / naive
+    return out

@@ -119,7 +119,8 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     result = fit("cnn", train, val, tc, resolve_device(cfg.device), seeds=(cfg.train.seed,), progress=False)[0]
     hit = predict(result.model, val.images).argmax(1) == val.labels
     info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels),
-            "epochs": epochs, "best_epoch": result.best_epoch, "val_accuracy_real": float(hit.mean()),
+            "epochs": epochs, "best_epoch": result.best_epoch, "precision_setting": cfg.train.precision,
+            "precision": result.precision, "val_accuracy_real": float(hit.mean()),
             "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
                                             for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
     return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
@@ -216,7 +217,8 @@ def quality_table(q: dict[str, Any]) -> str:
         ("expression transfer: CNN (real faces only) reads the requested expression",
          "≥ 85 %", f"{t['accuracy']:.1%} of {t['faces']} held-out faces × 6 ({per_class}); "
                    f"the CNN's own real validation accuracy {judge['val_accuracy_real']:.1%} "
-                   f"({judge['train_faces']} training faces, best epoch {judge['best_epoch']} of {judge['epochs']})"),
+                   f"({judge['train_faces']} training faces, best epoch {judge['best_epoch']} of {judge['epochs']}, "
+                   f"{judge.get('precision', 'fp32')})"),
         ("identity kept: nearest source (cosine, Fisherfaces) is the person's own",
          "≥ 90 %", f"{k['fisherfaces_generated']:.1%} of {k['persons']} persons × 6 (chance {k['chance']:.1%}); "
                    f"rendered people's own six expressions: {k['fisherfaces_rendered_people']:.1%} "
@@ -238,7 +240,8 @@ def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
-    preset, truncation, number of identities and judging CNN's budget are the ones measured.
+    preset, truncation, number of identities and judging CNN's budget and precision setting are the
+    ones measured (records from before ``train.precision`` existed were fp32).
     Measuring again fits a CNN and Fisherfaces on the same world (about 50 min on 2 CPU cores), so
     ``make reproduce`` shows these.
     """
@@ -251,7 +254,8 @@ def recorded_quality(cfg: Config) -> dict[str, Any] | None:
             or q["diversity"]["generated"]["faces"] != cfg.generate.quality_identities:
         return None
     judge = q["expression_cnn"]
-    if (judge["epochs"], judge.get("faces_requested")) != (cfg.generate.judge_epochs, cfg.generate.judge_faces):
+    recorded_budget = (judge["epochs"], judge.get("faces_requested"), judge.get("precision_setting", "fp32"))
+    if recorded_budget != (cfg.generate.judge_epochs, cfg.generate.judge_faces, cfg.train.precision):
         return None
     if any(q["weights"][model]["sha256"] != sha256(path) for model, path in pipe_paths.items()):
         return None
