@@ -1,5 +1,6 @@
 """GAN pipeline, shipped weights and figures: conversions, seeding, output layout, weight lookup and shipping."""
 import json
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -99,7 +100,12 @@ def test_crop_runs_on_threads_and_gives_each_face_its_own_crop_in_order(monkeypa
     faces[-1] = 128  # no face in it: the centre
     monkeypatch.setattr(pipeline, "usable_cores", lambda: 4)
     monkeypatch.setattr(pipeline, "crop_face", crop_face)
-    crops, kinds = _pipe(DomainStamp(), size=32).crop(faces)
+    pipeline._crop_threads.cache_clear()  # a pool of 4 threads, whatever this machine has
+    try:
+        crops, kinds = _pipe(DomainStamp(), size=32).crop(faces)
+    finally:
+        pipeline._crop_threads(os.getpid()).shutdown()
+        pipeline._crop_threads.cache_clear()
     expected = [real_crop(face, 0.2, 32) for face in faces]
     assert kinds == [how for _, how in expected] and kinds.count("haar") == n - 1 and kinds[-1] == NO_FACE
     assert np.array_equal(crops, np.stack([img for img, _ in expected]))
