@@ -111,7 +111,7 @@ def mixed_precision(device: torch.device, bf16: bool | None = None) -> torch.aut
     ``bf16=None`` is the inference policy (GANs, validation, scoring): bf16 on the GPU, fp32 on CPU,
     so a generated database and a score do not depend on whether the CPU has bf16 units. Classifier
     training steps pass their resolved ``train.precision`` instead: bf16 autocast trains the
-    Table-1 CNN about 1.9x faster on a 2-core AVX512-BF16 CPU (``python -m fer_utils bench train``).
+    Table-1 CNN 1.8-1.9x faster on a 2-core AVX512-BF16 CPU (``python -m fer_utils bench train``).
     """
     enabled = device.type == "cuda" if bf16 is None else bf16
     if device.type == "cuda":
