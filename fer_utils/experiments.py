@@ -24,7 +24,7 @@ from .config import Config, ConfigError, TrainConfig, require_path
 from .evaluate import evaluate, save_run
 from .models import build_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits
-from .runtime import atomic_path
+from .runtime import atomic_path, resolve_device, resolve_precision
 from .train import ArraySplit, fit, predict
 
 EXPERIMENTS = ("real", "synth", "mix", "vgg")
@@ -162,6 +162,7 @@ def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
     if experiment == "synth" or ratio:
         params["generate"] = dataclasses.asdict(cfg.generate)
     params["train"].pop("seed")
+    params["train"]["precision"] = resolve_precision(cfg.train.precision, resolve_device(cfg.device))  # what runs
     return params
 
 

@@ -86,12 +86,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bf16 in hardware: a GPU does, a CPU with AVX512-BF16 or AMX does.
+    """Whether ``device`` multiplies bf16 in hardware: an Ampere or newer GPU, a CPU with AVX512-BF16 or AMX.
 
-    Elsewhere (AVX2 CPUs) bf16 is emulated and slower than fp32, so ``auto`` keeps fp32 there.
+    Elsewhere (AVX2 CPUs, older GPUs) bf16 is emulated and slower than fp32, so ``auto`` keeps fp32 there.
     """
     if device.type == "cuda":
-        return True
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, torch >= 2.3
     return device.type == "cpu" and any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
@@ -107,6 +107,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def mixed_precision(device: torch.device, bf16: bool | None = None) -> torch.autocast:
     """bf16 autocast (fp32 weights, optimizer and loss), with TF32 on the GPU for what stays fp32.
+
+    TF32 is on for every CUDA call, so ``train.precision: fp32`` on a GPU means fp32 storage with
+    TF32 matmuls and convolutions.
 
     ``bf16=None`` is the inference policy (GANs, validation, scoring): bf16 on the GPU, fp32 on CPU,
     so a generated database and a score do not depend on whether the CPU has bf16 units. Classifier

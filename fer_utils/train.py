@@ -126,7 +126,7 @@ def _train_epoch(run: dict, gens: list[torch.Generator], batch_size: int) -> tup
     correct = torch.zeros(len(gens), device=device)
     for i in range(0, n, batch_size):
         x, y = _batch(images, labels, perms[:, i:i + batch_size])  # (S, B, 1, H, W), (S, B)
-        with mixed_precision(device, run["bf16"]):
+        with mixed_precision(device, run["precision"] == "bf16"):
             logits = _forward(run["base"], run["params"], run["buffers"], x)  # (S, B, C)
         loss, hits = _member_loss(logits, y)
         run["opt"].zero_grad(set_to_none=True)
@@ -216,7 +216,7 @@ def _new_run(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConf
     best = {k: v.detach().clone() for k, v in params.items()}
     return {"base": base, "params": params, "buffers": buffers, "opt": opt, "sched": sched, "best": best,
             "device": device, "train": _to_device(train, device), "val": _to_device(val, device),
-            "bf16": resolve_precision(cfg.precision, device) == "bf16"}
+            "precision": resolve_precision(cfg.precision, device)}
 
 
 def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, device: str | torch.device = "auto",
@@ -240,7 +240,7 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     run = _new_run(model_name, train, val, cfg, device, tuple(seeds))
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
-    recipe["precision"] = "bf16" if run["bf16"] else "fp32"  # what ran, which "auto" does not say
+    recipe["precision"] = run["precision"]  # what ran, which "auto" does not say
     meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "n_train": len(train.labels)}
     keys = ("loss", "acc", "val_loss", "val_acc")
     state = _State(0, [{k: [] for k in keys} for _ in seeds], [float("inf")] * len(seeds),
@@ -280,7 +280,7 @@ def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...]) 
         speed = state.images_seen / state.seconds if state.seconds else 0.0
         out.append(FitResult(model.eval(), seed, state.history[s], state.best_epoch[s],
                              state.stopped[s] or state.epoch, state.seconds, speed,
-                             "bf16" if run["bf16"] else "fp32"))
+                             run["precision"]))
     return out
 
 

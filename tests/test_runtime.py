@@ -66,7 +66,9 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, b
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if bf16_units else "fp32")
     assert (resolve_precision("fp32", cpu), resolve_precision("bf16", cpu)) == ("fp32", "bf16")
-    assert runtime.native_bf16(torch.device("cuda")) and runtime.native_bf16(torch.device("meta")) is False
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert not runtime.native_bf16(torch.device("cuda"))  # a GPU that only emulates bf16 (pre-Ampere) stays fp32
+    assert runtime.native_bf16(torch.device("meta")) is False
 
 
 def test_unknown_precision_is_named():

@@ -28,7 +28,7 @@ def run(cfg: Config, n: int | None = None, seeds: int = 5, batch: int = 64) -> d
     images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
     labels = rng.integers(0, 6, n)
     train, val = ArraySplit(images, labels), ArraySplit(images[:batch], labels[:batch])
-    recipe = TrainConfig(epochs=1, batch_size=batch)
+    recipe = TrainConfig(epochs=1, batch_size=batch, precision=cfg.train.precision)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {n} faces 64x64, batch {batch}, Table-1 CNN, {seeds} seeds, 1 epoch each, "
           f"{resolve_precision(recipe.precision, device)}")

@@ -241,7 +241,9 @@ def recorded_quality(cfg: Config) -> dict[str, Any] | None:
 
     They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
     preset, truncation, number of identities and judging CNN's budget and precision setting are the
-    ones measured (records from before ``train.precision`` existed were fp32).
+    ones measured (records from before ``train.precision`` existed were fp32). The setting, not
+    what it resolves to here: a CPU without bf16 units shows the record its judge made in bf16
+    (the table says which), rather than spending ~50 min to measure again in fp32.
     Measuring again fits a CNN and Fisherfaces on the same world (about 50 min on 2 CPU cores), so
     ``make reproduce`` shows these.
     """
