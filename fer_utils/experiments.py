@@ -104,7 +104,7 @@ def run_name(experiment: str, ratio: int, seed: int) -> str:
     return f"{experiment}{ratio_part}-seed{seed}"
 
 
-def data_hash(splits: dict[str, FaceSet]) -> str:
+def data_hash(splits: dict[str, FaceSet | ArraySplit]) -> str:
     """Hash of every split's faces and labels: two runs with the same hash saw the same data."""
     h = hashlib.sha256()
     for name in sorted(splits):

@@ -189,6 +189,11 @@ def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_cla
     assert "angry 13% (real 68%), happy 98% (real 94%)" in quality_table(q)
     del q["expression_cnn"]["val_accuracy_real_per_class"]  # a record from before it was kept
     assert "(angry 13%, happy 98%);" in quality_table(q)
+    counts = np.zeros((6, 6), int)
+    counts[0] = [13, 0, 2, 0, 85, 0]  # angry mostly read as sad
+    counts[3, 3] = 98  # happy never misread
+    q["expression_transfer"]["confusion"] = counts.tolist()
+    assert "(angry 13% [sad 85%], happy 98%; in square brackets" in quality_table(q)
 
 
 def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch):
@@ -224,6 +229,37 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
     assert (info["train_faces"], info["faces_requested"], info["epochs"]) == (trained_on, judge_faces, 3)
     assert (info["precision_setting"], info["precision"]) == ("auto", "bf16")  # the setting and what ran
     assert len(real["train"]) == 40 and len(real["val"]) == 12
+
+
+def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    from fer_utils.gan import quality
+    rng = np.random.default_rng(0)
+    faces = SimpleNamespace(images=rng.integers(0, 255, (52, 64, 64), dtype=np.uint8), labels=np.arange(52) % 6,
+                            manifest=[{"split": s} for s in ["train"] * 40 + ["val"] * 12])
+    fits = []
+
+    def fake_fit(name, train, val, recipe, device, seeds, progress):
+        torch.manual_seed(len(fits))
+        fits.append(recipe.epochs)
+        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="fp32")]
+
+    monkeypatch.setattr(quality, "load_database", lambda cfg, name: faces)
+    monkeypatch.setattr(quality, "fit", fake_fit)
+    cfg = _default(tmp_path, **{"generate.judge_epochs": 3})
+    first, info, _ = quality.expression_cnn(cfg)
+    again, info_again, _ = quality.expression_cnn(cfg)
+    assert fits == [3] and info_again == info  # the kept CNN, not a second training
+    x = torch.rand(4, 1, 64, 64)
+    assert torch.equal(first(x), again(x))
+    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))  # another recipe
+    assert fits == [3, 4]
+    faces.images[0] += 1  # other faces, same recipe
+    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
+    assert fits == [3, 4, 4]
+    (tmp_path / "results" / "gan" / "judge.safetensors").unlink()  # weights gone: train again
+    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
+    assert fits == [3, 4, 4, 4]
 
 
 @pytest.mark.parametrize("overrides", [{"generate.judge_epochs": 0}, {"generate.judge_faces": -1}])

@@ -27,9 +27,11 @@ from torch import nn
 
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
+from ..evaluate import confusion
+from ..experiments import data_hash, load_model, save_model
 from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
-from ..runtime import resolve_device, seed_everything, write_json
+from ..runtime import resolve_device, resolve_precision, seed_everything, write_json
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
@@ -105,6 +107,8 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
 
     Its budget is ``generate.judge_epochs`` (the train recipe's early stopping on the validation
     list applies) and ``generate.judge_faces`` training faces (0 = the whole training list).
+    The CNN is kept in ``results_dir/gan/judge.*`` and reused while its recipe and faces are the
+    same, so judging other generators costs minutes, not its ~40 min of training again.
     """
     check_quality_config(cfg)
     epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
@@ -114,16 +118,27 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     train_idx = _subsample(train_idx, max_train or len(train_idx), cfg.train.seed)
     train = ArraySplit(faces.images[train_idx], faces.labels[train_idx])
     val = ArraySplit(faces.images[split == "val"], faces.labels[split == "val"])
-    seed_everything(cfg.train.seed)
+    real = {"train": faces.images[split == "train"], "val": val.images}
     tc = dataclasses.replace(cfg.train, epochs=epochs)
-    result = fit("cnn", train, val, tc, resolve_device(cfg.device), seeds=(cfg.train.seed,), progress=False)[0]
+    device = resolve_device(cfg.device)
+    params = {"model": "cnn", "train": dataclasses.asdict(tc) | {"precision": resolve_precision(tc.precision, device)},
+              "faces_requested": max_train, "data_hash": data_hash({"train": train, "val": val})}
+    path = cfg.path(cfg.results_dir) / "gan" / "judge.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved.get("params") == params and path.with_suffix(".safetensors").is_file():
+        print(f"judging CNN: {path.with_suffix('.safetensors')} (trained earlier on the same faces and recipe)")
+        return load_model(path.with_suffix(".safetensors")), saved["info"], real
+    seed_everything(cfg.train.seed)
+    result = fit("cnn", train, val, tc, device, seeds=(cfg.train.seed,), progress=False)[0]
     hit = predict(result.model, val.images).argmax(1) == val.labels
     info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels),
             "epochs": epochs, "best_epoch": result.best_epoch, "precision_setting": cfg.train.precision,
             "precision": result.precision, "val_accuracy_real": float(hit.mean()),
             "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
                                             for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
-    return result.model, info, {"train": faces.images[split == "train"], "val": val.images}
+    save_model(result.model, "cnn", path.with_suffix(".safetensors"))
+    write_json(path, {"params": params, "info": info})  # after the weights: a JSON means both are whole
+    return result.model, info, real
 
 
 def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> dict[str, Any]:
@@ -144,9 +159,11 @@ def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> d
     translated = pipe.translate(held)  # (N, 6, S, S, 3)
     probs = predict(model, cnn_input(translated.reshape(-1, *held.shape[1:]), margin, size))
     targets = np.tile(np.arange(len(EMOTIONS)), len(held))
-    hit = probs.argmax(1) == targets
+    read = probs.argmax(1)
+    hit = read == targets
     transfer = {"faces": len(held), "accuracy": float(hit.mean()),
-                "per_class": {name: float(hit[targets == k].mean()) for k, name in enumerate(EMOTIONS)}}
+                "per_class": {name: float(hit[targets == k].mean()) for k, name in enumerate(EMOTIONS)},
+                "confusion": confusion(read, targets)[0].tolist()}  # rows: requested, columns: read as
     # 2-4. generated persons
     z = latents(cfg.generate.seed + 1000, 0, identities, pipe.stylegan2.z_dim)  # not the database's seeds
     parts = [pipe(z[i:i + cfg.generate.batch_size]) for i in range(0, identities, cfg.generate.batch_size)]
@@ -208,10 +225,14 @@ def quality_table(q: dict[str, Any]) -> str:
     t, k, d, f = q["expression_transfer"], q["identity_kept"], q["diversity"], q["frechet_cnn"]
     judge = q["expression_cnn"]
     on_real = judge.get("val_accuracy_real_per_class", {})  # absent from records made before it was kept
+    misread = _misread(t.get("confusion"))  # absent from records made before it was kept
     per_class = ", ".join(f"{name} {acc:.0%}" + (f" (real {on_real[name]:.0%})" if name in on_real else "")
+                          + (f" [{misread[name]}]" if name in misread else "")
                           for name, acc in t["per_class"].items())
     if on_real:
         per_class += "; in brackets the CNN on real faces of that class"
+    if misread:
+        per_class += "; in square brackets what it reads most often instead"
     gen, real = d["generated"], d["real_ffhq"]
     rows = [
         ("expression transfer: CNN (real faces only) reads the requested expression",
@@ -234,6 +255,20 @@ def quality_table(q: dict[str, Any]) -> str:
          f"({f['samples']} faces each)"),
     ]
     return markdown_table(("measure", "target", "this run"), rows)
+
+
+def _misread(counts: list[list[int]] | None) -> dict[str, str]:
+    """For each requested expression, the other expression the CNN reads most often, with its share."""
+    if counts is None:
+        return {}
+    out = {}
+    for k, row in enumerate(np.asarray(counts)):
+        others = row.copy()
+        others[k] = -1
+        j = int(others.argmax())
+        if row.sum() and others[j] > 0:
+            out[EMOTIONS[k]] = f"{EMOTIONS[j]} {others[j] / row.sum():.0%}"
+    return out
 
 
 def recorded_quality(cfg: Config) -> dict[str, Any] | None:
