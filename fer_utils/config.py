@@ -111,6 +111,7 @@ class GanConfig:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    stargan_balanced_domains: bool = False  # draw source and target expressions uniformly (imbalanced data)
     stylegan2_kimg: float = 5000  # thousands of real images shown to D
     stylegan2_batch_size: int = 32
     stylegan2_z_dim: int = 512

@@ -94,6 +94,45 @@ def test_learning_rate_decays_linearly_to_zero():
     assert ts.learning_rates(cfg, 200000)[0] == pytest.approx(0.0)
 
 
+def _domain_shares(labels: np.ndarray, balanced: bool, draws: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Share of each domain among sampled sources and targets (c_dim 3), with the faces matching their label."""
+    x_all = torch.as_tensor(labels, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 2, 2).contiguous()
+    labels_all = torch.as_tensor(labels)
+    gen = torch.Generator().manual_seed(0)
+    src, trg = [], []
+    for _ in range(draws):
+        x, org, t = ts.sample_batch(x_all, labels_all, 16, gen, balanced)
+        assert torch.equal(x[:, 0, 0, 0].long(), org)  # each face comes with its own label
+        src.append(org)
+        trg.append(t)
+    return (np.bincount(torch.cat(src).numpy(), minlength=3) / (draws * 16),
+            np.bincount(torch.cat(trg).numpy(), minlength=3) / (draws * 16))
+
+
+def test_balanced_sampling_draws_rare_domains_as_often_as_common_ones():
+    labels = np.array([0] * 80 + [1] * 15 + [2] * 5)  # 80 / 15 / 5 %, like happy vs fearful
+    src, trg = _domain_shares(labels, balanced=False)  # yunjey: the data's proportions
+    assert src[2] < 0.08 and trg[2] < 0.08 and src[0] > 0.75
+    src, trg = _domain_shares(labels, balanced=True)
+    assert np.allclose(src, 1 / 3, atol=0.03) and np.allclose(trg, 1 / 3, atol=0.03)
+    _, trg = _domain_shares(np.array([0] * 50 + [2] * 50), balanced=True)
+    assert trg[1] == 0  # a domain without faces is never requested
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+    images, labels = toy_faces()
+    cfg = dataclasses.replace(STARGAN_TOY, num_iters=4, model_save_step=2)
+    ts.train_stargan(images, labels, cfg, tmp_path, device="cpu", progress=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del ckpt["config"]["balanced_domains"]  # as written before the option
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    _, history = ts.train_stargan(images, labels, cfg, tmp_path, device="cpu", progress=False)
+    assert len(history) == 4  # resumed at its last step: it trained as the default does
+    with pytest.raises(ValueError, match="different config"):
+        ts.train_stargan(images, labels, dataclasses.replace(cfg, balanced_domains=True), tmp_path, device="cpu",
+                         progress=False)
+
+
 @pytest.mark.parametrize("labels, match", [(np.array([0, 1, 5]), "labels must lie"), (np.array([0, 1]), "3 labels")])
 def test_bad_labels_are_refused(tmp_path, labels, match):
     images, _ = toy_faces(n=3)

@@ -38,7 +38,8 @@ def stargan_config(cfg: Config) -> StarGANTrainConfig:
         lambda_cls=g.lambda_cls, lambda_rec=g.lambda_rec, lambda_gp=g.lambda_gp, batch_size=g.stargan_batch_size,
         num_iters=g.stargan_iters, num_iters_decay=g.stargan_iters // 2, n_critic=g.n_critic,
         lr_update_step=max(1, min(1000, g.stargan_iters // 20)), sample_step=g.stargan_model_save_step,
-        model_save_step=g.stargan_model_save_step, seed=g.seed)
+        model_save_step=g.stargan_model_save_step, seed=g.seed,
+        balanced_domains=g.stargan_balanced_domains)
 
 
 def stylegan2_config(cfg: Config) -> StyleGAN2TrainConfig:

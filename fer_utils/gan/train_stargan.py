@@ -42,6 +42,7 @@ class StarGANTrainConfig:
     sample_step: int = 1000
     model_save_step: int = 10000
     seed: int = 0
+    balanced_domains: bool = False  # ours: domains drawn uniformly (see sample_batch); yunjey shuffles labels
 
     def generator_kwargs(self) -> dict:
         """Return the Generator kwargs (what ``save_weights`` records as its config)."""
@@ -105,15 +106,33 @@ def check_labels(labels: np.ndarray, n: int, c_dim: int) -> torch.Tensor:
     return torch.as_tensor(labels, dtype=torch.int64)
 
 
-def sample_batch(x_all: torch.Tensor, labels_all: torch.Tensor, batch_size: int,
-                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draw (x_real, label_org, label_trg): random horizontal flips as the original transform, shuffled targets."""
+def sample_batch(x_all: torch.Tensor, labels_all: torch.Tensor, batch_size: int, gen: torch.Generator,
+                 balanced: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw (x_real, label_org, label_trg), with random horizontal flips as the original transform.
+
+    yunjey draws images uniformly and shuffles the batch's labels into targets: on a balanced
+    database (RaFD) every domain is trained alike, but on an imbalanced one (AffectNet: 30 % happy,
+    7 % fearful) G is asked for the rare expressions 4x less often, and D classifies them from 4x
+    fewer faces. ``balanced`` draws each source domain uniformly, then one of its faces, and each
+    target domain uniformly (among the domains that have faces).
+    """
     device = x_all.device
-    idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
+    if balanced:
+        labels = labels_all.cpu()
+        order = torch.argsort(labels, stable=True)  # face indices grouped by domain
+        domains, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        src = torch.randint(len(domains), (batch_size,), generator=gen)
+        offset = (torch.rand(batch_size, generator=gen) * counts[src]).long()
+        idx = order[(counts.cumsum(0) - counts)[src] + offset].to(device)
+        trg = domains[torch.randint(len(domains), (batch_size,), generator=gen)].to(device)
+    else:
+        idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
     flip = (torch.rand(batch_size, generator=gen) < 0.5).to(device).view(-1, 1, 1, 1)
     x_real = torch.where(flip, x_all[idx].flip(3), x_all[idx])  # (B, 3, S, S)
     label_org = labels_all[idx]
-    return x_real, label_org, label_org[torch.randperm(batch_size, generator=gen).to(device)]
+    if not balanced:
+        trg = label_org[torch.randperm(batch_size, generator=gen).to(device)]
+    return x_real, label_org, trg
 
 
 def train_step(G: Generator, D: Discriminator, g_opt: torch.optim.Optimizer, d_opt: torch.optim.Optimizer,
@@ -180,7 +199,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     start, history = resume(out_dir / "checkpoint.pt", cfg, G, D, g_opt, d_opt, gen)
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         # 1. batch and target domains, 2. D and G updates, 3. learning-rate decay
-        x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen)
+        x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen, cfg.balanced_domains)
         history.append(train_step(G, D, g_opt, d_opt, x_real, label_org, label_trg, cfg, i))
         for opt, lr in zip((g_opt, d_opt), learning_rates(cfg, i + 1)):
             for group in opt.param_groups:
@@ -203,7 +222,7 @@ def resume(path: Path, cfg: StarGANTrainConfig, G: Generator, D: Discriminator, 
     ckpt = load_checkpoint(path)
     if ckpt is None:
         return 0, []
-    if ckpt["config"] != dataclasses.asdict(cfg):
+    if dataclasses.asdict(StarGANTrainConfig()) | ckpt["config"] != dataclasses.asdict(cfg):  # older: defaults
         raise ValueError(f"{path} was written with a different config; use another out_dir or delete it")
     G.load_state_dict(ckpt["G"])
     D.load_state_dict(ckpt["D"])
