@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,9 @@ class _State:
 
 
 def _set_threads(device: torch.device) -> None:
-    """Use every core this process may run on (CPU is a first-class target)."""
-    if device.type == "cpu":
+    """Use every core this process may run on (CPU is a first-class target), unless OMP_NUM_THREADS says how many
+    (e.g. two jobs sharing a machine), as torch itself would."""
+    if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(usable_cores())
 
 

@@ -131,6 +131,22 @@ def test_cpu_trains_members_one_after_another(tmp_path, monkeypatch: pytest.Monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-seed1.pt", "run-seed3.pt"]
 
 
+def test_cpu_training_takes_every_core_unless_omp_num_threads_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two jobs sharing a machine each set OMP_NUM_THREADS; fit must not take both cores back."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(train_mod, "usable_cores", lambda: 3)
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        fit("tiny", TRAIN, VAL, CFG, "cpu", progress=False)
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        fit("tiny", TRAIN, VAL, CFG, "cpu", progress=False)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bad_split_is_rejected() -> None:
     """Empty or float arrays fail at the boundary with a clear message."""
     with pytest.raises(ValueError, match="N > 0"):
