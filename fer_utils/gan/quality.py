@@ -127,7 +127,8 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if saved.get("params") == params and path.with_suffix(".safetensors").is_file():
         print(f"judging CNN: {path.with_suffix('.safetensors')} (trained earlier on the same faces and recipe)")
-        return load_model(path.with_suffix(".safetensors")), saved["info"], real
+        info = saved["info"] | {"precision_setting": cfg.train.precision}  # same resolution, maybe named otherwise
+        return load_model(path.with_suffix(".safetensors")), info, real
     seed_everything(cfg.train.seed)
     result = fit("cnn", train, val, tc, device, seeds=(cfg.train.seed,), progress=False)[0]
     hit = predict(result.model, val.images).argmax(1) == val.labels
