@@ -83,6 +83,11 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     G_init = initial_generator(init, config) if init is not None and not start else None
     if init is not None and start:
         print(f"{model}: --init {init} not used: resuming from {out_dir / 'checkpoint.pt'} at iteration {start}")
+    init_path = out_dir / "initialised_from.json"  # written before training, so an interrupted run keeps it
+    if G_init is not None:
+        write_json(init_path, _init_record(init))
+    elif not start:
+        init_path.unlink(missing_ok=True)  # a fresh run from random weights
     t0 = time.perf_counter()
     if model == "stargan":
         G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, G_init)
@@ -92,7 +97,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     earlier = json.loads(earlier_path.read_text()) if start and earlier_path.is_file() else {}  # the resumed run's
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
                              time.perf_counter() - t0, earlier.get("seconds_total", 0.0), device, history)
-    provenance["initialised_from"] = _init_record(init) if G_init is not None else earlier.get("initialised_from")
+    provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
     write_json(out_dir / "provenance.json", provenance)
