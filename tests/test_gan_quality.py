@@ -231,7 +231,7 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
     assert len(real["train"]) == 40 and len(real["val"]) == 12
 
 
-def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(tmp_path, monkeypatch):
+def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
     from fer_utils.gan import quality
     rng = np.random.default_rng(0)
@@ -260,6 +260,9 @@ def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(t
     (tmp_path / "results" / "gan" / "judge.safetensors").unlink()  # weights gone: train again
     quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
     assert fits == [3, 4, 4, 4]
+    (tmp_path / "results" / "gan" / "judge.json").write_text("{not json")  # damaged record: named, trained again
+    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
+    assert fits == [3, 4, 4, 4, 4] and "judge.json is unreadable" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overrides", [{"generate.judge_epochs": 0}, {"generate.judge_faces": -1}])

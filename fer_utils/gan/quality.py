@@ -124,7 +124,11 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     params = {"model": "cnn", "train": dataclasses.asdict(tc) | {"precision": resolve_precision(tc.precision, device)},
               "faces_requested": max_train, "data_hash": data_hash({"train": train, "val": val})}
     path = cfg.path(cfg.results_dir) / "gan" / "judge.json"
-    saved = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        print(f"judging CNN: {path} is unreadable ({exc}); training it again")
+        saved = {}
     if saved.get("params") == params and path.with_suffix(".safetensors").is_file():
         print(f"judging CNN: {path.with_suffix('.safetensors')} (trained earlier on the same faces and recipe)")
         info = saved["info"] | {"precision_setting": cfg.train.precision}  # same resolution, maybe named otherwise
