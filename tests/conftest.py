@@ -43,3 +43,18 @@ def tiny_weights(tmp_path_factory) -> tuple[Path, Path]:
     save_weights(st, folder / "st.safetensors", dict(conv_dim=4, c_dim=7, repeat_num=1),
                  {"domains": list(STARGAN_DOMAINS), "config": {"image_size": 16}}, fp16=True)
     return folder / "sg.safetensors", folder / "st.safetensors"
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch) -> Callable[[object, int], None]:
+    """``interrupt_training(module, step)``: the module's ``train_step`` raises KeyboardInterrupt at ``step``."""
+    def patch(module: object, step: int) -> None:
+        original = module.train_step
+
+        def crash(*args):
+            if args[-1] == step:
+                raise KeyboardInterrupt
+            return original(*args)
+
+        monkeypatch.setattr(module, "train_step", crash)
+    return patch

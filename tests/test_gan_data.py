@@ -180,22 +180,16 @@ def test_train_gan_init_starts_from_given_weights_and_records_them(world, tmp_pa
     assert len(prov["initialised_from"]["sha256"]) == 64
 
 
-def test_an_interrupted_init_run_still_records_its_init_when_resumed(world, tmp_path, monkeypatch):
+def test_an_interrupted_init_run_still_records_its_init_when_resumed(world, tmp_path, monkeypatch,
+                                                                     interrupt_training):
     from fer_utils.gan import train_stargan as ts
     first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
     cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 4,
                                               "gan.stargan_model_save_step": 2})
-    step = ts.train_step
-
-    def crash_at_3(*args):
-        if args[-1] == 3:
-            raise KeyboardInterrupt
-        return step(*args)
-
-    monkeypatch.setattr(ts, "train_step", crash_at_3)
+    interrupt_training(ts, 3)
     with pytest.raises(KeyboardInterrupt):
         train_gan(cfg, "stargan", progress=False, init=first)
-    monkeypatch.setattr(ts, "train_step", step)
+    monkeypatch.undo()
     path = train_gan(cfg, "stargan", progress=False)  # resumed at 2, no --init given this time
     prov = json.loads((path.parent / "provenance.json").read_text())
     assert prov["resumed_from"] == 2 and prov["initialised_from"]["path"] == str(first)

@@ -49,20 +49,14 @@ def run_stylegan2(images, labels, cfg, out_dir, init=None):
     (ts, run_stargan, dataclasses.replace(STARGAN_TOY, num_iters=15, model_save_step=10, n_critic=2)),
     (tsg, run_stylegan2, dataclasses.replace(STYLEGAN2_TOY, num_iters=15, model_save_step=10)),
 ])
-def test_training_resumes_exactly_after_an_interruption(tmp_path, monkeypatch, module, run, cfg):
+def test_training_resumes_exactly_after_an_interruption(tmp_path, monkeypatch, interrupt_training, module, run,
+                                                         cfg):
     images, labels = toy_faces()
     G_full, _ = run(images, labels, cfg, tmp_path / "a")
-    step = module.train_step
-
-    def crash_at_12(*args):
-        if args[-1] == 12:
-            raise KeyboardInterrupt
-        return step(*args)
-
-    monkeypatch.setattr(module, "train_step", crash_at_12)
+    interrupt_training(module, 12)
     with pytest.raises(KeyboardInterrupt):
         run(images, labels, cfg, tmp_path / "b")
-    monkeypatch.setattr(module, "train_step", step)
+    monkeypatch.undo()
     G_resumed, history = run(images, labels, cfg, tmp_path / "b")  # resumes from step 10
     assert len(history) == 15
     for (k, a), b in zip(G_full.state_dict().items(), G_resumed.state_dict().values()):
