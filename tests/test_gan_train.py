@@ -93,9 +93,10 @@ def _domain_shares(labels: np.ndarray, balanced: bool, draws: int = 400) -> tupl
     x_all = torch.as_tensor(labels, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 2, 2).contiguous()
     labels_all = torch.as_tensor(labels)
     gen = torch.Generator().manual_seed(0)
+    groups = ts.domain_groups(labels_all) if balanced else None
     src, trg = [], []
     for _ in range(draws):
-        x, org, t = ts.sample_batch(x_all, labels_all, 16, gen, balanced)
+        x, org, t = ts.sample_batch(x_all, labels_all, 16, gen, groups)
         assert torch.equal(x[:, 0, 0, 0].long(), org)  # each face comes with its own label
         src.append(org)
         trg.append(t)
@@ -111,6 +112,17 @@ def test_balanced_sampling_draws_rare_domains_as_often_as_common_ones():
     assert np.allclose(src, 1 / 3, atol=0.03) and np.allclose(trg, 1 / 3, atol=0.03)
     _, trg = _domain_shares(np.array([0] * 50 + [2] * 50), balanced=True)
     assert trg[1] == 0  # a domain without faces is never requested
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_training_samples_balanced_domains_only_when_configured(tmp_path, monkeypatch, balanced):
+    seen = []
+    draw = ts.sample_batch
+    monkeypatch.setattr(ts, "sample_batch", lambda *args: seen.append(args[-1]) or draw(*args))
+    images, labels = toy_faces()
+    ts.train_stargan(images, labels, dataclasses.replace(STARGAN_TOY, num_iters=2, balanced_domains=balanced),
+                     tmp_path, device="cpu", progress=False)
+    assert len(seen) == 2 and all((g is not None) == balanced for g in seen)
 
 
 def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):

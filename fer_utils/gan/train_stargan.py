@@ -106,21 +106,29 @@ def check_labels(labels: np.ndarray, n: int, c_dim: int) -> torch.Tensor:
     return torch.as_tensor(labels, dtype=torch.int64)
 
 
+def domain_groups(labels_all: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(face indices grouped by domain, the domains that have faces, their counts), on the CPU, for ``sample_batch``."""
+    labels = labels_all.cpu()
+    order = torch.argsort(labels, stable=True)
+    domains, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    return order, domains, counts
+
+
 def sample_batch(x_all: torch.Tensor, labels_all: torch.Tensor, batch_size: int, gen: torch.Generator,
-                 balanced: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 groups: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw (x_real, label_org, label_trg), with random horizontal flips as the original transform.
 
     yunjey draws images uniformly and shuffles the batch's labels into targets: on a balanced
     database (RaFD) every domain is trained alike, but on an imbalanced one (AffectNet: 30 % happy,
     7 % fearful) G is asked for the rare expressions 4x less often, and D classifies them from 4x
-    fewer faces. ``balanced`` draws each source domain uniformly, then one of its faces, and each
-    target domain uniformly (among the domains that have faces).
+    fewer faces. Given ``groups`` (``domain_groups(labels_all)``, computed once) each source domain
+    is drawn uniformly, then one of its faces, and each target domain uniformly (among the domains
+    that have faces).
     """
     device = x_all.device
-    if balanced:
-        labels = labels_all.cpu()
-        order = torch.argsort(labels, stable=True)  # face indices grouped by domain
-        domains, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    if groups is not None:
+        order, domains, counts = groups
         src = torch.randint(len(domains), (batch_size,), generator=gen)
         offset = (torch.rand(batch_size, generator=gen) * counts[src]).long()
         idx = order[(counts.cumsum(0) - counts)[src] + offset].to(device)
@@ -130,7 +138,7 @@ def sample_batch(x_all: torch.Tensor, labels_all: torch.Tensor, batch_size: int,
     flip = (torch.rand(batch_size, generator=gen) < 0.5).to(device).view(-1, 1, 1, 1)
     x_real = torch.where(flip, x_all[idx].flip(3), x_all[idx])  # (B, 3, S, S)
     label_org = labels_all[idx]
-    if not balanced:
+    if groups is None:
         trg = label_org[torch.randperm(batch_size, generator=gen).to(device)]
     return x_real, label_org, trg
 
@@ -197,9 +205,10 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint
     start, history = resume(out_dir / "checkpoint.pt", cfg, G, D, g_opt, d_opt, gen)
+    groups = domain_groups(labels_all) if cfg.balanced_domains else None  # once, not per batch
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         # 1. batch and target domains, 2. D and G updates, 3. learning-rate decay
-        x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen, cfg.balanced_domains)
+        x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen, groups)
         history.append(train_step(G, D, g_opt, d_opt, x_real, label_org, label_trg, cfg, i))
         for opt, lr in zip((g_opt, d_opt), learning_rates(cfg, i + 1)):
             for group in opt.param_groups:
