@@ -193,6 +193,7 @@ def test_an_interrupted_init_run_still_records_its_init_when_resumed(world, tmp_
     path = train_gan(cfg, "stargan", progress=False)  # resumed at 2, no --init given this time
     prov = json.loads((path.parent / "provenance.json").read_text())
     assert prov["resumed_from"] == 2 and prov["initialised_from"]["path"] == str(first)
+    assert prov["seconds_total"] > prov["seconds_this_run"] > 0  # the interrupted run's 2 iterations count
     path = train_gan(cfg, "stargan", resume=False, progress=False)  # --restart from random weights
     assert json.loads((path.parent / "provenance.json").read_text())["initialised_from"] is None
 

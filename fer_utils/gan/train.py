@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +76,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     images, labels = gan_faces(cfg, database, labelled=model == "stargan")
     ckpt = load_checkpoint(out_dir / "checkpoint.pt")
     start = int(ckpt["step"]) if ckpt else 0
+    seconds_before = _seconds_trained(out_dir / "checkpoint.pt")  # every earlier run, interrupted ones too
     device = resolve_device(cfg.device)
     trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
     config = trainer.generator_kwargs()
@@ -88,15 +88,13 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         write_json(init_path, _init_record(init))
     elif not start:
         init_path.unlink(missing_ok=True)  # a fresh run from random weights
-    t0 = time.perf_counter()
     if model == "stargan":
         G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, G_init)
     else:
         G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, G_init)
-    earlier_path = out_dir / "provenance.json"
-    earlier = json.loads(earlier_path.read_text()) if start and earlier_path.is_file() else {}  # the resumed run's
+    seconds_total = _seconds_trained(out_dir / "checkpoint.pt")
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
-                             time.perf_counter() - t0, earlier.get("seconds_total", 0.0), device, history)
+                             seconds_total - seconds_before, seconds_before, device, history)
     provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
@@ -116,6 +114,12 @@ def initial_generator(path: Path, config: dict[str, Any]) -> torch.nn.Module:
         raise ConfigError(f"--init {path}: its generator has {', '.join(f'{k}={saved.get(k)}' for k in differ)} "
                           f"but gan.* asks for {', '.join(f'{k}={config.get(k)}' for k in differ)}")
     return load_weights(path)
+
+
+def _seconds_trained(checkpoint: Path) -> float:
+    """Training seconds a checkpoint carries (0 without one, or for one written before they were kept)."""
+    ckpt = load_checkpoint(checkpoint)
+    return float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
 
 
 def _init_record(path: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +193,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
         init: a generator of the same architecture to start from (a fresh D learns beside it), so
             training can go on across sessions from exported weights; a checkpoint in out_dir wins.
     """
+    t0 = time.perf_counter()  # checkpoints carry the seconds of every run so far
     device = resolve_device(device)
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.image_size).to(device)  # (N, 3, S, S)
@@ -204,7 +206,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     d_opt = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint
-    start, history = resume(out_dir / "checkpoint.pt", cfg, G, D, g_opt, d_opt, gen)
+    start, history, seconds_before = resume(out_dir / "checkpoint.pt", cfg, G, D, g_opt, d_opt, gen)
     groups = domain_groups(labels_all) if cfg.balanced_domains else None  # once, not per batch
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         # 1. batch and target domains, 2. D and G updates, 3. learning-rate decay
@@ -220,17 +222,18 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
             save_checkpoint(out_dir / "checkpoint.pt", dict(
                 step=i + 1, config=dataclasses.asdict(cfg), G=G.state_dict(), D=D.state_dict(),
                 g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), rng=gen.get_state(),
-                torch_rng=torch.get_rng_state(), history=history))
+                torch_rng=torch.get_rng_state(), history=history,
+                seconds=seconds_before + time.perf_counter() - t0))
     export_generator(G, cfg, out_dir / "stargan_G.safetensors")
     return G, history
 
 
 def resume(path: Path, cfg: StarGANTrainConfig, G: Generator, D: Discriminator, g_opt: torch.optim.Optimizer,
-           d_opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list[dict[str, float]]]:
-    """Restore a checkpoint written by ``train_stargan`` with the same config; return (step, history)."""
+           d_opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list[dict[str, float]], float]:
+    """Restore a checkpoint written by ``train_stargan`` with the same config; return (step, history, seconds)."""
     ckpt = load_checkpoint(path)
     if ckpt is None:
-        return 0, []
+        return 0, [], 0.0
     if dataclasses.asdict(StarGANTrainConfig()) | ckpt["config"] != dataclasses.asdict(cfg):  # older: defaults
         raise ValueError(f"{path} was written with a different config; use another out_dir or delete it")
     G.load_state_dict(ckpt["G"])
@@ -239,7 +242,7 @@ def resume(path: Path, cfg: StarGANTrainConfig, G: Generator, D: Discriminator, 
     d_opt.load_state_dict(ckpt["d_opt"])
     gen.set_state(ckpt["rng"])
     torch.set_rng_state(ckpt["torch_rng"])
-    return int(ckpt["step"]), list(ckpt["history"])
+    return int(ckpt["step"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))  # older: time not kept
 
 
 def export_generator(G: Generator, cfg: StarGANTrainConfig, path: Path) -> Path:

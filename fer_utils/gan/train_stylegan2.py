@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,7 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
         init: a generator of the same architecture (e.g. exported G_ema) that both G and G_ema start
             from, beside a fresh D, so training can go on across sessions; a checkpoint in out_dir wins.
     """
+    t0 = time.perf_counter()  # checkpoints carry the seconds of every run so far
     device = resolve_device(device)
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.resolution).to(device)  # (N, 3, R, R)
@@ -156,7 +158,7 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint
     z_fixed = torch.randn(16, cfg.z_dim, generator=gen).to(device)
-    start, history = resume(out_dir / "checkpoint.pt", cfg, G, D, G_ema, opts, gen)
+    start, history, seconds_before = resume(out_dir / "checkpoint.pt", cfg, G, D, G_ema, opts, gen)
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         idx = torch.randint(len(x_all), (cfg.batch_size,), generator=gen).to(device)
         history.append(train_step(G, D, G_ema, opts, x_all[idx], cfg, i))
@@ -167,18 +169,20 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
             save_checkpoint(out_dir / "checkpoint.pt", dict(
                 step=i + 1, config=dataclasses.asdict(cfg), G=G.state_dict(), D=D.state_dict(),
                 G_ema=G_ema.state_dict(), G_opt=opts["G"].state_dict(), D_opt=opts["D"].state_dict(),
-                rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history))
+                rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history,
+                seconds=seconds_before + time.perf_counter() - t0))
     save_weights(G_ema, out_dir / "stylegan2_G_ema.safetensors", G_ema.config(),
                  provenance={"trainer": "fer_utils.gan.train_stylegan2", "config": dataclasses.asdict(cfg)})
     return G_ema, history
 
 
 def resume(path: Path, cfg: StyleGAN2TrainConfig, G: Generator, D: Discriminator, G_ema: Generator,
-           opts: dict[str, torch.optim.Optimizer], gen: torch.Generator) -> tuple[int, list[dict[str, float]]]:
-    """Restore a checkpoint written by ``train_stylegan2`` with the same config; return (step, history)."""
+           opts: dict[str, torch.optim.Optimizer],
+           gen: torch.Generator) -> tuple[int, list[dict[str, float]], float]:
+    """Restore a checkpoint written by ``train_stylegan2`` with the same config; return (step, history, seconds)."""
     ckpt = load_checkpoint(path)
     if ckpt is None:
-        return 0, []
+        return 0, [], 0.0
     if ckpt["config"] != dataclasses.asdict(cfg):
         raise ValueError(f"{path} was written with a different config; use another out_dir or delete it")
     for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
@@ -187,4 +191,4 @@ def resume(path: Path, cfg: StyleGAN2TrainConfig, G: Generator, D: Discriminator
     opts["D"].load_state_dict(ckpt["D_opt"])
     gen.set_state(ckpt["rng"])
     torch.set_rng_state(ckpt["torch_rng"])
-    return int(ckpt["step"]), list(ckpt["history"])
+    return int(ckpt["step"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))  # older: time not kept
