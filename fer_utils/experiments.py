@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from .config import Config, ConfigError, TrainConfig, require_path
 from .evaluate import evaluate, save_run
 from .models import build_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits
-from .runtime import atomic_path, resolve_device, resolve_precision
+from .runtime import atomic_path, kept_record, resolve_device, resolve_precision
 from .train import ArraySplit, fit, predict
 
 EXPERIMENTS = ("real", "synth", "mix", "vgg")
@@ -168,11 +167,8 @@ def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
 
 def finished_run(path: Path, params: dict[str, Any], hash_: str) -> RunResult | None:
     """The saved run at ``path`` if it was made with these params and data, else None."""
-    weights = path.with_suffix(".safetensors")
-    if not (path.is_file() and weights.is_file()):
-        return None
-    saved = json.loads(path.read_text())
-    if saved.get("params") != params or saved.get("data_hash") != hash_:
+    saved = kept_record(path, {"params": params, "data_hash": hash_})
+    if saved is None:
         return None
     return RunResult(saved["experiment"], params["ratio"], saved["seed"], saved["run"], path, saved["metrics"],
                      saved["history"])

@@ -52,6 +52,22 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
     return Path(path)
 
 
+def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON record at ``path`` if it and its ``.safetensors`` weights exist and its ``expected`` keys match.
+
+    What lets a finished run or a trained model be reused rather than made again; a damaged record
+    is named and treated as missing, so what it described is made again.
+    """
+    if not (path.is_file() and path.with_suffix(".safetensors").is_file()):
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        print(f"{path} is unreadable ({exc}); making it again")
+        return None
+    return saved if all(saved.get(key) == value for key, value in expected.items()) else None
+
+
 def _json_default(value: Any) -> Any:
     """Encode numpy scalars/arrays and paths, which json refuses."""
     if isinstance(value, np.generic):

@@ -60,6 +60,14 @@ def test_finished_runs_are_loaded_not_retrained(cfg, monkeypatch: pytest.MonkeyP
     assert [r.metrics for r in again] == [r.metrics for r in first]
 
 
+def test_a_damaged_run_record_is_named_and_the_run_made_again(cfg, capsys: pytest.CaptureFixture) -> None:
+    first = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
+    first.path.write_text('{"params": ')  # killed mid-write by something other than us
+    again = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
+    assert f"{first.path} is unreadable" in capsys.readouterr().out
+    assert again.metrics == first.metrics and json.loads(first.path.read_text())["metrics"] == first.metrics
+
+
 def test_changed_recipe_retrains(cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     experiments.run_experiment(cfg, "real", seed=0, progress=False)
     calls = []

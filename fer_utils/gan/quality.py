@@ -31,7 +31,7 @@ from ..evaluate import confusion
 from ..experiments import data_hash, load_model, save_model
 from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
-from ..runtime import resolve_device, resolve_precision, seed_everything, write_json
+from ..runtime import kept_record, resolve_device, resolve_precision, seed_everything, write_json
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
@@ -124,12 +124,8 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     params = {"model": "cnn", "train": dataclasses.asdict(tc) | {"precision": resolve_precision(tc.precision, device)},
               "faces_requested": max_train, "data_hash": data_hash({"train": train, "val": val})}
     path = cfg.path(cfg.results_dir) / "gan" / "judge.json"
-    try:
-        saved = json.loads(path.read_text()) if path.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        print(f"judging CNN: {path} is unreadable ({exc}); training it again")
-        saved = {}
-    if saved.get("params") == params and path.with_suffix(".safetensors").is_file():
+    saved = kept_record(path, {"params": params})
+    if saved is not None:
         print(f"judging CNN: {path.with_suffix('.safetensors')} (trained earlier on the same faces and recipe)")
         info = saved["info"] | {"precision_setting": cfg.train.precision}  # same resolution, maybe named otherwise
         return load_model(path.with_suffix(".safetensors")), info, real
