@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", choices=["stylegan2", "stargan"])
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--init", metavar="WEIGHTS",
-                   help="start the generator from these .safetensors ('shipped': the project's) with a fresh "
-                        "discriminator, to train on in a later session; unused when a checkpoint is resumed")
+                   help="start from these weights, to train on in a later session with a new schedule: an "
+                        "exported generator .safetensors ('shipped': the project's; a fresh discriminator) or "
+                        "another run's checkpoint.pt (its discriminator too); unused when a checkpoint is resumed")
     p.add_argument("--ship", action="store_true",
                    help="copy the weights into fer_utils/gan/weights/ (the project's defaults) with provenance")
     p.set_defaults(func=_cmd_train_gan)

@@ -198,6 +198,25 @@ def test_an_interrupted_init_run_still_records_its_init_when_resumed(world, tmp_
     assert json.loads((path.parent / "provenance.json").read_text())["initialised_from"] is None
 
 
+def test_train_gan_init_from_a_checkpoint_keeps_its_discriminator_and_records_it(world, tmp_path):
+    first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
+    ckpt = first.parent / "checkpoint.pt"
+    cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 2, "gan.lambda_cls": 3.0})
+    path = train_gan(cfg, "stargan", progress=False, init=ckpt)  # a new schedule and losses, same networks
+    init = json.loads((path.parent / "provenance.json").read_text())["initialised_from"]
+    assert init["path"] == str(ckpt) and init["networks"] == ["D", "G"] and init["iterations"] == 3
+    assert init["config"]["lambda_cls"] == 1.0 and init["seconds_total"] > 0 and len(init["sha256"]) == 64
+    with pytest.raises(ConfigError, match=rf"--init {ckpt}: .*d_conv_dim=4 .*d_conv_dim=8"):
+        train_gan(world_cfg(world, tmp_path / "c", **{**TINY_STARGAN, "gan.stargan_d_conv_dim": 8}), "stargan",
+                  progress=False, init=ckpt)
+    with pytest.raises(ConfigError, match=rf"--init {ckpt}: not a stylegan2 checkpoint"):
+        train_gan(world_cfg(world, tmp_path / "d", **TINY_STYLEGAN2), "stylegan2", progress=False, init=ckpt)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="bad.pt: not a stargan checkpoint"):
+        train_gan(world_cfg(world, tmp_path / "e", **TINY_STARGAN), "stargan", progress=False,
+                  init=tmp_path / "bad.pt")
+
+
 def test_train_gan_init_of_another_architecture_is_refused_naming_the_file(world, tmp_path):
     first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
     cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_g_conv_dim": 8})

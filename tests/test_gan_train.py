@@ -150,9 +150,33 @@ def test_bad_labels_are_refused(tmp_path, labels, match):
 def test_training_can_start_from_a_given_generator(tmp_path, run, cfg):
     images, labels = toy_faces()
     G, _ = run(images, labels, dataclasses.replace(cfg, num_iters=3), tmp_path / "a")
-    G_next, _ = run(images, labels, dataclasses.replace(cfg, num_iters=0), tmp_path / "b", init=G)  # no step
+    G_next, _ = run(images, labels, dataclasses.replace(cfg, num_iters=0), tmp_path / "b",
+                    init={"G": G.state_dict()})  # no step
     for (name, a), b in zip(G.state_dict().items(), G_next.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("module, run, cfg, names", [
+    (ts, run_stargan, STARGAN_TOY, {"G": 0, "D": 1}),
+    (tsg, run_stylegan2, STYLEGAN2_TOY, {"G": 0, "D": 1, "G_ema": 2}),
+])
+def test_training_can_go_on_from_another_runs_checkpoint_with_its_discriminator(tmp_path, monkeypatch, module, run,
+                                                                                cfg, names):
+    images, labels = toy_faces()
+    run(images, labels, dataclasses.replace(cfg, num_iters=3, model_save_step=3), tmp_path / "a")
+    ckpt = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    first_step, original = {}, module.train_step
+
+    def record_networks(*args):  # train_step(G, D, [G_ema,] ...): what the new run's first step starts from
+        for name, i in names.items():
+            first_step.setdefault(name, {k: v.clone() for k, v in args[i].state_dict().items()})
+        return original(*args)
+
+    monkeypatch.setattr(module, "train_step", record_networks)
+    run(images, labels, dataclasses.replace(cfg, num_iters=1), tmp_path / "b", init={n: ckpt[n] for n in names})
+    for name in names:
+        for key, value in ckpt[name].items():
+            assert torch.equal(first_step[name][key], value), (name, key)
 
 
 def _bf16_on_cpu(device):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from .generate import sha256
 from .shipped import DATABASES, weights_name
 from .train_stargan import StarGANTrainConfig, train_stargan
 from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
-from .training import load_checkpoint
+from .training import StateDicts, load_checkpoint
 from .weights import load_weights, read_metadata, save_weights
 
 
@@ -63,8 +64,10 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         model: ``stylegan2`` (identities, FFHQ-like faces) or ``stargan`` (expressions, AffectNet-like).
         resume: continue from ``checkpoint.pt``; False deletes it first (``--restart``).
         progress: show a tqdm bar.
-        init: our ``.safetensors`` of the same generator architecture (e.g. the shipped weights) to
-            start from, with a fresh discriminator (``--init``): more iterations in a later session.
+        init: where to start from (``--init``), for more iterations in a later session: our
+            ``.safetensors`` of the same generator architecture (e.g. the shipped weights), with a
+            fresh discriminator, or another run's ``checkpoint.pt``, whose discriminator goes on too
+            (a fresh one first drags the generator into noise for ~1,000 StarGAN iterations).
     """
     if model not in DATABASES:
         raise ConfigError(f"unknown GAN {model!r}; choose one of {', '.join(DATABASES)}")
@@ -80,18 +83,18 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     device = resolve_device(cfg.device)
     trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
     config = trainer.generator_kwargs()
-    G_init = initial_generator(init, config) if init is not None and not start else None
+    networks = initial_networks(init, model, trainer) if init is not None and not start else None
     if init is not None and start:
         print(f"{model}: --init {init} not used: resuming from {out_dir / 'checkpoint.pt'} at iteration {start}")
     init_path = out_dir / "initialised_from.json"  # written before training, so an interrupted run keeps it
-    if G_init is not None:
-        write_json(init_path, _init_record(init))
+    if networks is not None:
+        write_json(init_path, _init_record(init, sorted(networks)))
     elif not start:
         init_path.unlink(missing_ok=True)  # a fresh run from random weights
     if model == "stargan":
-        G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, G_init)
+        G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, networks)
     else:
-        G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, G_init)
+        G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, networks)
     seconds_total = _seconds_trained(out_dir / "checkpoint.pt")
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
                              seconds_total - seconds_before, seconds_before, device, history)
@@ -103,17 +106,41 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     return path
 
 
-def initial_generator(path: Path, config: dict[str, Any]) -> torch.nn.Module:
-    """The generator saved in ``path``, refused (naming the file) unless it has the configured architecture."""
+def initial_networks(path: Path, model: str, trainer: Any) -> StateDicts:
+    """The networks ``--init`` names, refused (naming the file) unless they have the configured architecture.
+
+    An exported generator gives ``G``; a ``checkpoint.pt`` written by train-gan gives ``G`` and ``D``
+    (and StyleGAN2's ``G_ema``): the next run keeps its discriminator but has its own schedule.
+    """
+    if path.suffix != ".pt":
+        return {"G": _exported_generator(path, trainer.generator_kwargs()).state_dict()}
+    names = ("G", "G_ema", "D") if model == "stylegan2" else ("G", "D")
+    try:
+        ckpt = load_checkpoint(path)
+        saved = dataclasses.replace(type(trainer)(), **ckpt["config"])  # keys older runs lack: defaults
+        networks = {name: ckpt[name] for name in names}
+    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--init {path}: not a {model} checkpoint written by train-gan ({exc!r})") from exc
+    _same_architecture(path, saved.architecture(), trainer.architecture())
+    return networks
+
+
+def _exported_generator(path: Path, config: dict[str, Any]) -> torch.nn.Module:
+    """The generator saved in ``path`` by train-gan, refused unless it has the configured architecture."""
     try:
         saved = read_metadata(path)["config"]
     except (OSError, ValueError, SafetensorError) as exc:
         raise ConfigError(f"--init {path}: not a generator saved by train-gan ({exc})") from exc
-    if saved != config:
-        differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-        raise ConfigError(f"--init {path}: its generator has {', '.join(f'{k}={saved.get(k)}' for k in differ)} "
-                          f"but gan.* asks for {', '.join(f'{k}={config.get(k)}' for k in differ)}")
+    _same_architecture(path, saved, config)
     return load_weights(path)
+
+
+def _same_architecture(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raise naming ``path`` and each size that differs from what ``gan.*`` asks for."""
+    if saved != wanted:
+        differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        raise ConfigError(f"--init {path}: its networks have {', '.join(f'{k}={saved.get(k)}' for k in differ)} "
+                          f"but gan.* asks for {', '.join(f'{k}={wanted.get(k)}' for k in differ)}")
 
 
 def _seconds_trained(checkpoint: Path) -> float:
@@ -122,11 +149,18 @@ def _seconds_trained(checkpoint: Path) -> float:
     return float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
 
 
-def _init_record(path: Path) -> dict[str, Any]:
-    """Which weights a run started from, and how they were trained (their own provenance)."""
-    earlier = read_metadata(path).get("provenance", {})
-    return {"path": str(path), "sha256": sha256(path), "iterations": earlier.get("iterations"),
-            "seconds_total": earlier.get("seconds_total"), "initialised_from": earlier.get("initialised_from")}
+def _init_record(path: Path, networks: list[str]) -> dict[str, Any]:
+    """Which weights a run started from, which of its networks they gave, and how they were trained."""
+    if path.suffix == ".pt":  # another run's checkpoint: its step, time, config and own starting point
+        ckpt = load_checkpoint(path)
+        beside = path.parent / "initialised_from.json"
+        earlier = {"iterations": ckpt["step"], "seconds_total": ckpt.get("seconds"), "config": ckpt["config"],
+                   "initialised_from": json.loads(beside.read_text()) if beside.is_file() else None}
+    else:
+        earlier = read_metadata(path).get("provenance", {})
+    return {"path": str(path), "sha256": sha256(path), "networks": networks, "iterations": earlier.get("iterations"),
+            "seconds_total": earlier.get("seconds_total"), "config": earlier.get("config"),
+            "initialised_from": earlier.get("initialised_from")}
 
 
 def _provenance(cfg: Config, model: str, database: str, trainer: Any, n_images: int, start: int, iterations: int,

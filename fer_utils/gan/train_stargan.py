@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stargan import Discriminator, Generator
-from .training import images_to_tensor, load_checkpoint, save_checkpoint, save_grid
+from .training import StateDicts, images_to_tensor, load_checkpoint, load_networks, save_checkpoint, save_grid
 from .weights import save_weights
 
 
@@ -48,6 +48,11 @@ class StarGANTrainConfig:
     def generator_kwargs(self) -> dict:
         """Return the Generator kwargs (what ``save_weights`` records as its config)."""
         return dict(conv_dim=self.g_conv_dim, c_dim=self.c_dim, repeat_num=self.g_repeat_num)
+
+    def architecture(self) -> dict:
+        """What the shapes of G and D depend on: a checkpoint with the same can start another run."""
+        return self.generator_kwargs() | dict(image_size=self.image_size, d_conv_dim=self.d_conv_dim,
+                                              d_repeat_num=self.d_repeat_num)
 
 
 def gradient_penalty(out_src: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -180,7 +185,7 @@ def save_samples(G: Generator, x_fixed: torch.Tensor, c_dim: int, path: str | os
 
 def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfig, out_dir: str | os.PathLike,
                   device: str = "auto", progress: bool = True,
-                  init: Generator | None = None) -> tuple[Generator, list[dict[str, float]]]:
+                  init: StateDicts | None = None) -> tuple[Generator, list[dict[str, float]]]:
     """Train StarGAN on uint8 faces (N, S, S[, 3]) with expression indices (N,); resumes from out_dir.
 
     Args:
@@ -190,8 +195,9 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
         out_dir: receives ``checkpoint.pt`` (resumable), ``samples/*.png`` and ``stargan_G.safetensors``.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a tqdm bar.
-        init: a generator of the same architecture to start from (a fresh D learns beside it), so
-            training can go on across sessions from exported weights; a checkpoint in out_dir wins.
+        init: state dicts to start from: ``G`` (exported weights; a fresh D learns beside it) and
+            optionally ``D`` (another run's checkpoint), so training can go on across sessions with
+            a new schedule; a checkpoint in out_dir wins.
     """
     t0 = time.perf_counter()  # checkpoints carry the seconds of every run so far
     device = resolve_device(device)
@@ -200,8 +206,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     labels_all = check_labels(labels, len(x_all), cfg.c_dim).to(device)
     G = Generator(**cfg.generator_kwargs()).to(device)
     D = Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num).to(device)
-    if init is not None:
-        G.load_state_dict(init.state_dict())
+    load_networks(init, G=G, D=D)
     g_opt = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
     d_opt = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
     out_dir = Path(out_dir)

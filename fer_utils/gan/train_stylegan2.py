@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stylegan2 import Discriminator, Generator
-from .training import images_to_tensor, load_checkpoint, save_checkpoint, save_grid
+from .training import StateDicts, images_to_tensor, load_checkpoint, load_networks, save_checkpoint, save_grid
 from .weights import save_weights
 
 
@@ -53,6 +53,10 @@ class StyleGAN2TrainConfig:
         return dict(z_dim=self.z_dim, c_dim=0, w_dim=self.w_dim, img_resolution=self.resolution, img_channels=3,
                     mapping_kwargs=dict(num_layers=self.mapping_layers),
                     synthesis_kwargs=dict(channel_base=self.channel_base, channel_max=self.channel_max))
+
+    def architecture(self) -> dict:
+        """What the shapes of G, G_ema and D depend on (D: resolution and channels, as G's)."""
+        return self.generator_kwargs()
 
 
 def d_logistic_loss(D: Discriminator, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
@@ -132,7 +136,7 @@ def make_optimisers(G: Generator, D: Discriminator, cfg: StyleGAN2TrainConfig) -
 
 def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str | os.PathLike,
                     device: str = "auto", progress: bool = True,
-                    init: Generator | None = None) -> tuple[Generator, list[dict[str, float]]]:
+                    init: StateDicts | None = None) -> tuple[Generator, list[dict[str, float]]]:
     """Train an unconditional StyleGAN2 on uint8 faces (N, R, R[, 3]); resumes from out_dir; return G_ema.
 
     Args:
@@ -141,19 +145,20 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
         out_dir: receives ``checkpoint.pt`` (resumable), ``samples/*.png`` and ``stylegan2_G_ema.safetensors``.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a tqdm bar.
-        init: a generator of the same architecture (e.g. exported G_ema) that both G and G_ema start
-            from, beside a fresh D, so training can go on across sessions; a checkpoint in out_dir wins.
+        init: state dicts to start from: ``G`` (e.g. an exported G_ema; G_ema starts as a copy, a
+            fresh D learns beside it) and optionally ``G_ema`` and ``D`` (another run's checkpoint), so
+            training can go on across sessions with a new schedule; a checkpoint in out_dir wins.
     """
     t0 = time.perf_counter()  # checkpoints carry the seconds of every run so far
     device = resolve_device(device)
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.resolution).to(device)  # (N, 3, R, R)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
-    if init is not None:
-        G.load_state_dict(init.state_dict())
+    load_networks(init, G=G)
     D = Discriminator(0, cfg.resolution, 3, cfg.channel_base, cfg.channel_max,
                       mbstd_group_size=min(4, cfg.batch_size)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    load_networks(init, G_ema=G_ema, D=D)
     opts = make_optimisers(G, D, cfg)
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint

@@ -1,4 +1,4 @@
-"""Plumbing shared by the GAN training loops: uint8 arrays to tensors, sample grids, atomic checkpoints."""
+"""Plumbing shared by the GAN training loops: uint8 arrays to tensors, sample grids, checkpoints, warm starts."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from ..runtime import atomic_path
+
+StateDicts = dict[str, dict[str, torch.Tensor]]  # network name (G, D, G_ema) -> its state dict
 
 
 def images_to_tensor(images: np.ndarray, image_size: int) -> torch.Tensor:
@@ -56,3 +59,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_networks(init: StateDicts | None, **modules: nn.Module) -> None:
+    """Start each named module (``G=G, D=D``) from the state dict of that name in ``init``, where it has one."""
+    for name, module in modules.items():
+        if init is not None and name in init:
+            module.load_state_dict(init[name])
