@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -90,10 +91,23 @@ class Pipeline:
             out = self.stargan(x.repeat_interleave(d, dim=0), c.repeat(n, 1))  # identity-major, domain-minor
         return to_uint8(out).reshape(n, d, *faces.shape[1:])
 
-    def __call__(self, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Latents -> (cropped sources (N, S, S, 3), six expressions (N, 6, S, S, 3), crop kinds)."""
-        sources, crops = self.crop(self.identities(z))
-        return sources, self.translate(sources), crops
+    def __call__(self, z: torch.Tensor,
+                 stage_seconds: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Latents -> (cropped sources (N, S, S, 3), six expressions (N, 6, S, S, 3), crop kinds).
+
+        ``stage_seconds`` (``bench generate``) gains each stage's wall time; every stage ends in a
+        copy to the host, so the time is its own, on a GPU too.
+        """
+        def timed(name: str, stage, *args):
+            t0 = time.perf_counter()
+            out = stage(*args)
+            if stage_seconds is not None:
+                stage_seconds[name] = stage_seconds.get(name, 0.0) + time.perf_counter() - t0
+            return out
+
+        faces = timed("StyleGAN2", self.identities, z)
+        sources, crops = timed("crop", self.crop, faces)
+        return sources, timed("StarGAN x 6", self.translate, sources), crops
 
 
 def load_pipeline(cfg: Config, device: str | torch.device | None = None) -> tuple[Pipeline, dict[str, str]]:
