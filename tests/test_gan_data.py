@@ -13,7 +13,7 @@ from fer_utils.facegen import write_world
 from fer_utils.gan import data as gd
 from fer_utils.gan import stargan, stylegan2
 from fer_utils.gan.data import STARGAN_DOMAINS, gan_faces
-from fer_utils.gan.shipped import stargan_domains
+from fer_utils.gan.shipped import discriminator_path, stargan_domains
 from fer_utils.gan.train import stargan_config, stylegan2_config, train_gan
 from fer_utils.gan.weights import load_weights, read_metadata
 
@@ -169,6 +169,21 @@ def test_no_usable_faces_is_a_clear_error(world, tmp_path):
         gan_faces(world_cfg(world, tmp_path), "ffhq", labelled=False, held_out=True)
 
 
+@pytest.mark.parametrize("model, tiny", [("stargan", TINY_STARGAN), ("stylegan2", TINY_STYLEGAN2)])
+def test_train_gan_keeps_the_discriminator_beside_the_generator_for_init(world, tmp_path, model, tiny):
+    first = train_gan(world_cfg(world, tmp_path / "a", **tiny), model, progress=False)
+    D_path = discriminator_path(first)
+    assert D_path.name == first.stem + "_D.safetensors" and read_metadata(D_path)["fp16"] is True
+    ckpt = torch.load(first.parent / "checkpoint.pt", weights_only=True)
+    for key, value in load_weights(D_path).state_dict().items():
+        assert torch.allclose(value, ckpt["D"][key].float(), atol=1e-2, rtol=1e-2), key  # fp16 storage
+    path = train_gan(world_cfg(world, tmp_path / "b", **tiny), model, progress=False, init=first)
+    assert json.loads((path.parent / "provenance.json").read_text())["initialised_from"]["networks"] == ["D", "G"]
+    D_path.unlink()  # weights exported alone (or shipped before discriminators were): G only
+    path = train_gan(world_cfg(world, tmp_path / "c", **tiny), model, progress=False, init=first)
+    assert json.loads((path.parent / "provenance.json").read_text())["initialised_from"]["networks"] == ["G"]
+
+
 def test_train_gan_init_starts_from_given_weights_and_records_them(world, tmp_path):
     first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
     cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 0})
@@ -206,7 +221,7 @@ def test_train_gan_init_from_a_checkpoint_keeps_its_discriminator_and_records_it
     init = json.loads((path.parent / "provenance.json").read_text())["initialised_from"]
     assert init["path"] == str(ckpt) and init["networks"] == ["D", "G"] and init["iterations"] == 3
     assert init["config"]["lambda_cls"] == 1.0 and init["seconds_total"] > 0 and len(init["sha256"]) == 64
-    with pytest.raises(ConfigError, match=rf"--init {ckpt}: .*d_conv_dim=4 .*d_conv_dim=8"):
+    with pytest.raises(ConfigError, match=rf"--init {ckpt}: .*D\.conv_dim=4 .*D\.conv_dim=8"):
         train_gan(world_cfg(world, tmp_path / "c", **{**TINY_STARGAN, "gan.stargan_d_conv_dim": 8}), "stargan",
                   progress=False, init=ckpt)
     with pytest.raises(ConfigError, match=rf"--init {ckpt}: not a stylegan2 checkpoint"):

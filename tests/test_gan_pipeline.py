@@ -273,6 +273,23 @@ def test_ship_copies_and_merges_provenance(tiny_weights, tmp_path, monkeypatch):
     assert (real.read_bytes() if real.is_file() else None) == before  # the real folder is untouched
 
 
+def test_ship_takes_the_discriminator_kept_beside_the_generator_and_never_leaves_a_stale_one(tmp_path, monkeypatch):
+    dest = tmp_path / "weights"
+    monkeypatch.setattr(shipped, "SHIPPED", {m: dest / shipped.weights_name(m, 64) for m in shipped.DATABASES})
+    monkeypatch.setattr(shipped, "PROVENANCE", dest / "provenance.json")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "provenance.json").write_text("{}")
+    (run / "G.safetensors").write_bytes(b"generator")
+    shipped.discriminator_path(run / "G.safetensors").write_bytes(b"discriminator")
+    shipped.ship("stargan", run / "G.safetensors")
+    D_shipped = shipped.discriminator_path(shipped.SHIPPED["stargan"])
+    assert D_shipped.name == "stargan_affectnet_world_64_D.safetensors" and D_shipped.read_bytes() == b"discriminator"
+    shipped.discriminator_path(run / "G.safetensors").unlink()  # other weights, exported without one
+    shipped.ship("stargan", run / "G.safetensors")
+    assert not D_shipped.exists()
+
+
 def test_ship_creates_the_weights_folder(tiny_weights, tmp_path, monkeypatch):
     dest = tmp_path / "weights"  # not created, as in a fresh checkout
     monkeypatch.setattr(shipped, "SHIPPED", {m: dest / shipped.weights_name(m, 64) for m in shipped.DATABASES})

@@ -38,6 +38,15 @@ def weights_name(model: str, resolution: int, world: bool = True) -> str:
 SHIPPED = {model: WEIGHTS_DIR / weights_name(model, 64) for model in DATABASES}
 
 
+def discriminator_path(generator: Path) -> Path:
+    """The discriminator trained beside an exported ``generator`` (``<name>_D.safetensors``), if kept.
+
+    ``train-gan --init`` carries it on with the generator: a fresh one would first drag the
+    generator into noise.
+    """
+    return generator.with_name(f"{generator.stem}_D.safetensors")
+
+
 def weights_path(cfg: Config, model: str) -> Path:
     """The weights file ``generate.<model>_weights`` names (empty = shipped); raise naming key and path."""
     key = f"generate.{model}_weights"
@@ -83,10 +92,15 @@ def stargan_domains(path: Path) -> tuple[str, ...]:
 
 
 def ship(model: str, weights: Path) -> Path:
-    """Copy an exported generator into ``fer_utils/gan/weights/`` with the ``provenance.json`` beside it."""
+    """Copy an exported generator, and its discriminator if kept, into ``fer_utils/gan/weights/``, with
+    the ``provenance.json`` beside it. A shipped discriminator of other weights is removed, not left stale."""
     entry = json.loads((weights.parent / "provenance.json").read_text())
     SHIPPED[model].parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, SHIPPED[model])
+    if discriminator_path(weights).is_file():
+        shutil.copyfile(discriminator_path(weights), discriminator_path(SHIPPED[model]))
+    else:
+        discriminator_path(SHIPPED[model]).unlink(missing_ok=True)
     return record_provenance(SHIPPED[model].name, entry)
 
 

@@ -20,9 +20,10 @@ from ..config import Config, ConfigError
 from ..facegen.world import MANIFEST
 from ..preprocess import ensure_inputs
 from ..runtime import resolve_device, versions, write_json
+from . import stargan, stylegan2
 from .data import STARGAN_DOMAINS, gan_faces
 from .generate import sha256
-from .shipped import DATABASES, weights_name
+from .shipped import DATABASES, discriminator_path, weights_name
 from .train_stargan import StarGANTrainConfig, train_stargan
 from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
 from .training import StateDicts, load_checkpoint
@@ -101,6 +102,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
+    export_discriminator(out_dir / "checkpoint.pt", model, trainer, discriminator_path(path))
     write_json(out_dir / "provenance.json", provenance)
     print(f"{model}: {len(history)} iterations, weights {path} ({path.stat().st_size / 1e6:.1f} MB fp16)")
     return path
@@ -109,11 +111,16 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
 def initial_networks(path: Path, model: str, trainer: Any) -> StateDicts:
     """The networks ``--init`` names, refused (naming the file) unless they have the configured architecture.
 
-    An exported generator gives ``G``; a ``checkpoint.pt`` written by train-gan gives ``G`` and ``D``
-    (and StyleGAN2's ``G_ema``): the next run keeps its discriminator but has its own schedule.
+    An exported generator gives ``G``, and ``D`` where its discriminator was kept beside it; a
+    ``checkpoint.pt`` written by train-gan gives ``G`` and ``D`` (and StyleGAN2's ``G_ema``). The
+    next run goes on from them under its own schedule.
     """
     if path.suffix != ".pt":
-        return {"G": _exported_generator(path, trainer.generator_kwargs()).state_dict()}
+        networks = {"G": _exported(path, trainer.generator_kwargs(), "generator").state_dict()}
+        if discriminator_path(path).is_file():
+            networks["D"] = _exported(discriminator_path(path), trainer.discriminator_kwargs(),
+                                      "discriminator").state_dict()
+        return networks
     names = ("G", "G_ema", "D") if model == "stylegan2" else ("G", "D")
     try:
         ckpt = load_checkpoint(path)
@@ -121,18 +128,34 @@ def initial_networks(path: Path, model: str, trainer: Any) -> StateDicts:
         networks = {name: ckpt[name] for name in names}
     except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError) as exc:
         raise ConfigError(f"--init {path}: not a {model} checkpoint written by train-gan ({exc!r})") from exc
-    _same_architecture(path, saved.architecture(), trainer.architecture())
+    _same_architecture(path, _architecture(saved), _architecture(trainer))
     return networks
 
 
-def _exported_generator(path: Path, config: dict[str, Any]) -> torch.nn.Module:
-    """The generator saved in ``path`` by train-gan, refused unless it has the configured architecture."""
+def export_discriminator(checkpoint: Path, model: str, trainer: Any, path: Path) -> Path | None:
+    """Save the discriminator of a finished run's ``checkpoint`` beside its generator (fp16), for ``--init``."""
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt is None:  # no iteration ran
+        return None
+    D = (stargan.Discriminator if model == "stargan" else stylegan2.Discriminator)(**trainer.discriminator_kwargs())
+    D.load_state_dict(ckpt["D"])
+    return save_weights(D, path, trainer.discriminator_kwargs(), {"iterations": ckpt["step"]}, fp16=True)
+
+
+def _exported(path: Path, config: dict[str, Any], role: str) -> torch.nn.Module:
+    """The network saved in ``path`` by train-gan, refused unless it has the configured architecture."""
     try:
         saved = read_metadata(path)["config"]
     except (OSError, ValueError, SafetensorError) as exc:
-        raise ConfigError(f"--init {path}: not a generator saved by train-gan ({exc})") from exc
+        raise ConfigError(f"--init {path}: not a {role} saved by train-gan ({exc})") from exc
     _same_architecture(path, saved, config)
     return load_weights(path)
+
+
+def _architecture(trainer: Any) -> dict[str, Any]:
+    """Every size G and D are built with, as ``G.<kwarg>`` / ``D.<kwarg>``."""
+    return ({f"G.{k}": v for k, v in trainer.generator_kwargs().items()}
+            | {f"D.{k}": v for k, v in trainer.discriminator_kwargs().items()})
 
 
 def _same_architecture(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:

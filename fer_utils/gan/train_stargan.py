@@ -49,10 +49,9 @@ class StarGANTrainConfig:
         """Return the Generator kwargs (what ``save_weights`` records as its config)."""
         return dict(conv_dim=self.g_conv_dim, c_dim=self.c_dim, repeat_num=self.g_repeat_num)
 
-    def architecture(self) -> dict:
-        """What the shapes of G and D depend on: a checkpoint with the same can start another run."""
-        return self.generator_kwargs() | dict(image_size=self.image_size, d_conv_dim=self.d_conv_dim,
-                                              d_repeat_num=self.d_repeat_num)
+    def discriminator_kwargs(self) -> dict:
+        """Return the Discriminator kwargs (what its exported weights record as their config)."""
+        return dict(image_size=self.image_size, conv_dim=self.d_conv_dim, c_dim=self.c_dim, repeat_num=self.d_repeat_num)
 
 
 def gradient_penalty(out_src: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -205,7 +204,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     x_all = images_to_tensor(images, cfg.image_size).to(device)  # (N, 3, S, S)
     labels_all = check_labels(labels, len(x_all), cfg.c_dim).to(device)
     G = Generator(**cfg.generator_kwargs()).to(device)
-    D = Discriminator(cfg.image_size, cfg.d_conv_dim, cfg.c_dim, cfg.d_repeat_num).to(device)
+    D = Discriminator(**cfg.discriminator_kwargs()).to(device)
     load_networks(init, G=G, D=D)
     g_opt = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
     d_opt = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))

@@ -54,9 +54,10 @@ class StyleGAN2TrainConfig:
                     mapping_kwargs=dict(num_layers=self.mapping_layers),
                     synthesis_kwargs=dict(channel_base=self.channel_base, channel_max=self.channel_max))
 
-    def architecture(self) -> dict:
-        """What the shapes of G, G_ema and D depend on (D: resolution and channels, as G's)."""
-        return self.generator_kwargs()
+    def discriminator_kwargs(self) -> dict:
+        """Return the Discriminator kwargs that set its shapes (the minibatch-std group follows the batch)."""
+        return dict(c_dim=0, img_resolution=self.resolution, img_channels=3, channel_base=self.channel_base,
+                    channel_max=self.channel_max)
 
 
 def d_logistic_loss(D: Discriminator, x_real: torch.Tensor, x_fake: torch.Tensor) -> torch.Tensor:
@@ -155,8 +156,7 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
     x_all = images_to_tensor(images, cfg.resolution).to(device)  # (N, 3, R, R)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
     load_networks(init, G=G)
-    D = Discriminator(0, cfg.resolution, 3, cfg.channel_base, cfg.channel_max,
-                      mbstd_group_size=min(4, cfg.batch_size)).to(device)
+    D = Discriminator(**cfg.discriminator_kwargs(), mbstd_group_size=min(4, cfg.batch_size)).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     load_networks(init, G_ema=G_ema, D=D)
     opts = make_optimisers(G, D, cfg)
