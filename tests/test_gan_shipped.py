@@ -35,3 +35,9 @@ def test_shipped_generators_make_distinct_faces_in_six_expressions():
     flat = sources.reshape(3, -1).astype(np.float32)
     assert min(np.abs(flat[i] - flat[j]).mean() for i in range(3) for j in range(i + 1, 3)) > 5  # gray levels
     assert np.abs(expressions[:, 0].astype(np.float32) - expressions[:, 3]).mean() > 1  # angry is not happy
+
+
+def test_init_shipped_carries_the_shipped_stargan_discriminator_on_the_default_preset():
+    from fer_utils.gan.train import initial_networks, stargan_config
+    networks = initial_networks(SHIPPED["stargan"], "stargan", stargan_config(load_config("default")))
+    assert sorted(networks) == ["D", "G"]  # --init shipped goes on without a fresh discriminator
