@@ -65,6 +65,9 @@ def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         print(f"{path} is unreadable ({exc}); making it again")
         return None
+    if not isinstance(saved, dict):
+        print(f"{path} holds a {type(saved).__name__}, not a record; making it again")
+        return None
     return saved if all(saved.get(key) == value for key, value in expected.items()) else None
 
 

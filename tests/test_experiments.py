@@ -66,6 +66,9 @@ def test_a_damaged_run_record_is_named_and_the_run_made_again(cfg, capsys: pytes
     again = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
     assert f"{first.path} is unreadable" in capsys.readouterr().out
     assert again.metrics == first.metrics and json.loads(first.path.read_text())["metrics"] == first.metrics
+    first.path.write_text("[1, 2]")  # valid JSON, not a record
+    experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    assert "holds a list, not a record" in capsys.readouterr().out
 
 
 def test_changed_recipe_retrains(cfg, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,7 +80,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     images, labels = gan_faces(cfg, database, labelled=model == "stargan")
     ckpt = load_checkpoint(out_dir / "checkpoint.pt")
     start = int(ckpt["step"]) if ckpt else 0
-    seconds_before = _seconds_trained(out_dir / "checkpoint.pt")  # every earlier run, interrupted ones too
+    seconds_before = _seconds_trained(ckpt)  # every earlier run, interrupted ones too
     device = resolve_device(cfg.device)
     trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
     config = trainer.generator_kwargs()
@@ -96,7 +96,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, networks)
     else:
         G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, networks)
-    seconds_total = _seconds_trained(out_dir / "checkpoint.pt")
+    seconds_total = _seconds_trained(load_checkpoint(out_dir / "checkpoint.pt"))
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
                              seconds_total - seconds_before, seconds_before, device, history)
     provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
@@ -166,9 +166,8 @@ def _same_architecture(path: Path, saved: dict[str, Any], wanted: dict[str, Any]
                           f"but gan.* asks for {', '.join(f'{k}={wanted.get(k)}' for k in differ)}")
 
 
-def _seconds_trained(checkpoint: Path) -> float:
-    """Training seconds a checkpoint carries (0 without one, or for one written before they were kept)."""
-    ckpt = load_checkpoint(checkpoint)
+def _seconds_trained(ckpt: dict[str, Any] | None) -> float:
+    """Training seconds a loaded checkpoint carries (0 without one, or for one written before they were kept)."""
     return float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
 
 
