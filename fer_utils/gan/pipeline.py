@@ -74,8 +74,8 @@ class Pipeline:
         """The real data's crop (Haar + margin, else the centre) at StarGAN's size; and how each was cropped.
 
         Faces are cropped on a thread per core (OpenCV releases the GIL): on a GPU the generators
-        take well under a millisecond per identity and one core's Haar about 1.5 ms, so a serial
-        crop would set the pace (the H100's 557 identities/s of 2026-11-24).
+        take well under a millisecond per identity and one core's Haar several (about 8 ms on a
+        64-px face, which it enlarges to 128 px), so a serial crop would set the pace.
         """
         out = list(_crop_threads(os.getpid()).map(lambda face: crop_face(face, self.margin, self.size), faces))
         return np.stack([img for img, _ in out]), [how for _, how in out]
