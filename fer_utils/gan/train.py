@@ -96,13 +96,14 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, networks)
     else:
         G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, networks)
-    seconds_total = _seconds_trained(load_checkpoint(out_dir / "checkpoint.pt"))
+    final = load_checkpoint(out_dir / "checkpoint.pt")  # read once: its time and its discriminator
+    seconds_total = _seconds_trained(final)
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
                              seconds_total - seconds_before, seconds_before, device, history)
     provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
-    export_discriminator(out_dir / "checkpoint.pt", model, trainer, discriminator_path(path))
+    export_discriminator(final, model, trainer, discriminator_path(path))
     write_json(out_dir / "provenance.json", provenance)
     print(f"{model}: {len(history)} iterations, weights {path} ({path.stat().st_size / 1e6:.1f} MB fp16)")
     return path
@@ -132,9 +133,8 @@ def initial_networks(path: Path, model: str, trainer: Any) -> StateDicts:
     return networks
 
 
-def export_discriminator(checkpoint: Path, model: str, trainer: Any, path: Path) -> Path | None:
-    """Save the discriminator of a finished run's ``checkpoint`` beside its generator (fp16), for ``--init``."""
-    ckpt = load_checkpoint(checkpoint)
+def export_discriminator(ckpt: dict[str, Any] | None, model: str, trainer: Any, path: Path) -> Path | None:
+    """Save the discriminator of a finished run's loaded checkpoint beside its generator (fp16), for ``--init``."""
     if ckpt is None:  # no iteration ran
         return None
     D = (stargan.Discriminator if model == "stargan" else stylegan2.Discriminator)(**trainer.discriminator_kwargs())
