@@ -213,14 +213,25 @@ def test_an_interrupted_init_run_still_records_its_init_when_resumed(world, tmp_
     assert json.loads((path.parent / "provenance.json").read_text())["initialised_from"] is None
 
 
-def test_train_gan_init_from_a_checkpoint_keeps_its_discriminator_and_records_it(world, tmp_path):
+def test_train_gan_init_from_a_checkpoint_keeps_its_discriminator_and_records_it(world, tmp_path, monkeypatch):
+    from fer_utils.gan import train as tg
     first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
     ckpt = first.parent / "checkpoint.pt"
+    reads = Counter()
+    monkeypatch.setattr(tg, "load_checkpoint", lambda p, load=tg.load_checkpoint: reads.update([p]) or load(p))
     cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 2, "gan.lambda_cls": 3.0})
     path = train_gan(cfg, "stargan", progress=False, init=ckpt)  # a new schedule and losses, same networks
-    init = json.loads((path.parent / "provenance.json").read_text())["initialised_from"]
+    assert reads[ckpt] == 1  # its networks and its record from one read
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    init = prov["initialised_from"]
     assert init["path"] == str(ckpt) and init["networks"] == ["D", "G"] and init["iterations"] == 3
     assert init["config"]["lambda_cls"] == 1.0 and init["seconds_total"] > 0 and len(init["sha256"]) == 64
+    third = train_gan(world_cfg(world, tmp_path / "b2", **TINY_STARGAN), "stargan", progress=False,
+                      init=path.parent / "checkpoint.pt")  # a chain of three runs
+    chained = json.loads((third.parent / "provenance.json").read_text())
+    assert chained["initialised_from"]["initialised_from"]["path"] == str(ckpt)
+    assert chained["seconds_all_runs"] == pytest.approx(
+        chained["seconds_total"] + prov["seconds_total"] + init["seconds_total"])
     with pytest.raises(ConfigError, match=rf"--init {ckpt}: .*D\.conv_dim=4 .*D\.conv_dim=8"):
         train_gan(world_cfg(world, tmp_path / "c", **{**TINY_STARGAN, "gan.stargan_d_conv_dim": 8}), "stargan",
                   progress=False, init=ckpt)

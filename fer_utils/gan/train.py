@@ -84,12 +84,12 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     device = resolve_device(cfg.device)
     trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
     config = trainer.generator_kwargs()
-    networks = initial_networks(init, model, trainer) if init is not None and not start else None
+    networks, earlier = initial_networks(init, model, trainer) if init is not None and not start else (None, None)
     if init is not None and start:
         print(f"{model}: --init {init} not used: resuming from {out_dir / 'checkpoint.pt'} at iteration {start}")
     init_path = out_dir / "initialised_from.json"  # written before training, so an interrupted run keeps it
     if networks is not None:
-        write_json(init_path, _init_record(init, sorted(networks)))
+        write_json(init_path, _init_record(init, sorted(networks), earlier))
     elif not start:
         init_path.unlink(missing_ok=True)  # a fresh run from random weights
     if model == "stargan":
@@ -101,6 +101,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
                              seconds_total - seconds_before, seconds_before, device, history)
     provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
+    provenance["seconds_all_runs"] = seconds_total + _chain_seconds(provenance["initialised_from"])
     world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
     export_discriminator(final, model, trainer, discriminator_path(path))
@@ -109,19 +110,21 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     return path
 
 
-def initial_networks(path: Path, model: str, trainer: Any) -> StateDicts:
-    """The networks ``--init`` names, refused (naming the file) unless they have the configured architecture.
+def initial_networks(path: Path, model: str, trainer: Any) -> tuple[StateDicts, dict[str, Any]]:
+    """The networks ``--init`` names and how they were trained, refused (naming the file) unless they
+    have the configured architecture.
 
     An exported generator gives ``G``, and ``D`` where its discriminator was kept beside it; a
     ``checkpoint.pt`` written by train-gan gives ``G`` and ``D`` (and StyleGAN2's ``G_ema``). The
-    next run goes on from them under its own schedule.
+    next run goes on from them under its own schedule. The checkpoint (hundreds of MB with its
+    optimiser states) is read once, for both.
     """
     if path.suffix != ".pt":
         networks = {"G": _exported(path, trainer.generator_kwargs(), "generator").state_dict()}
         if discriminator_path(path).is_file():
             networks["D"] = _exported(discriminator_path(path), trainer.discriminator_kwargs(),
                                       "discriminator").state_dict()
-        return networks
+        return networks, read_metadata(path).get("provenance", {})
     names = ("G", "G_ema", "D") if model == "stylegan2" else ("G", "D")
     try:
         ckpt = load_checkpoint(path)
@@ -130,7 +133,10 @@ def initial_networks(path: Path, model: str, trainer: Any) -> StateDicts:
     except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError) as exc:
         raise ConfigError(f"--init {path}: not a {model} checkpoint written by train-gan ({exc!r})") from exc
     _same_architecture(path, _architecture(saved), _architecture(trainer))
-    return networks
+    beside = path.parent / "initialised_from.json"  # the run it went on from, if any
+    earlier = {"iterations": ckpt["step"], "seconds_total": ckpt.get("seconds"), "config": ckpt["config"],
+               "initialised_from": json.loads(beside.read_text()) if beside.is_file() else None}
+    return networks, earlier
 
 
 def export_discriminator(ckpt: dict[str, Any] | None, model: str, trainer: Any, path: Path) -> Path | None:
@@ -171,15 +177,17 @@ def _seconds_trained(ckpt: dict[str, Any] | None) -> float:
     return float(ckpt.get("seconds", 0.0)) if ckpt else 0.0
 
 
-def _init_record(path: Path, networks: list[str]) -> dict[str, Any]:
+def _chain_seconds(record: dict[str, Any] | None) -> float:
+    """Training seconds of every earlier run in an ``initialised_from`` chain (each records its own)."""
+    total = 0.0
+    while record:
+        total += record.get("seconds_total") or 0.0
+        record = record.get("initialised_from")
+    return total
+
+
+def _init_record(path: Path, networks: list[str], earlier: dict[str, Any]) -> dict[str, Any]:
     """Which weights a run started from, which of its networks they gave, and how they were trained."""
-    if path.suffix == ".pt":  # another run's checkpoint: its step, time, config and own starting point
-        ckpt = load_checkpoint(path)
-        beside = path.parent / "initialised_from.json"
-        earlier = {"iterations": ckpt["step"], "seconds_total": ckpt.get("seconds"), "config": ckpt["config"],
-                   "initialised_from": json.loads(beside.read_text()) if beside.is_file() else None}
-    else:
-        earlier = read_metadata(path).get("provenance", {})
     return {"path": str(path), "sha256": sha256(path), "networks": networks, "iterations": earlier.get("iterations"),
             "seconds_total": earlier.get("seconds_total"), "config": earlier.get("config"),
             "initialised_from": earlier.get("initialised_from")}
