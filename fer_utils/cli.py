@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .benchmarks import available as available_benchmarks
-from .config import PRESETS, Config, ConfigError, load_config, parse_override
+from .config import PRESETS, Config, InputError, load_config, parse_override
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -158,11 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; configuration errors exit with status 2 and a one-line message."""
+    """Entry point; settings, data-layout and weights errors exit with status 2 and a one-line message."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(_config(args), args)
-    except ConfigError as exc:
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:

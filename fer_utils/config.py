@@ -22,8 +22,23 @@ PRESETS = ("quick", "default", "paper")
 PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Something the user must fix (a setting, their data, a weights file): the message names it and says how.
+
+    The command line prints such an error as one line and exits 2, without a traceback.
+    """
+
+
+class ConfigError(InputError):
     """A parameter file or override is invalid; the message names the key or path."""
+
+
+class DataError(InputError):
+    """A configured database is missing, empty or not in the layout its adapter reads; names key, path, layout."""
+
+
+class WeightsError(InputError):
+    """A weights or checkpoint file cannot be used; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)
