@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fer_utils.config import ConfigError, load_config
+from fer_utils.config import ConfigError, WeightsError, load_config
 from fer_utils.emotions import EMOTIONS
 from fer_utils.gan import shipped, stargan, stylegan2
 from fer_utils.gan.data import STARGAN_DOMAINS
@@ -192,7 +192,7 @@ def test_load_pipeline_reads_a_yunjey_ckpt_in_alphabetical_order(tiny_weights, t
     assert pipe.size == 32  # no provenance in a .ckpt: the configured resolution
     assert torch.equal(pipe.stargan.main[0].weight, st.main[0].weight)
     wrong = tiny_cfg(tiny_weights[0], tmp_path / "200000-G.ckpt", **{"gan.stargan_g_conv_dim": 8})
-    with pytest.raises(ConfigError, match=r"(?s)generate\.stargan_weights: cannot load .*gan\.stargan_g_conv_dim"):
+    with pytest.raises(WeightsError, match=r"(?s)generate\.stargan_weights: cannot load .*gan\.stargan_g_conv_dim"):
         load_pipeline(wrong, "cpu")
 
 
@@ -303,10 +303,10 @@ def test_ship_creates_the_weights_folder(tiny_weights, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("model, name", [("stargan", "G.safetensors"), ("stylegan2", "G.pkl")])
-def test_unreadable_weights_are_a_config_error(tmp_path, model, name):
+def test_unreadable_weights_are_a_weights_error(tmp_path, model, name):
     (tmp_path / name).write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
     cfg = load_config("quick", {f"generate.{model}_weights": str(tmp_path / name)})
-    with pytest.raises(ConfigError, match=rf"generate\.{model}_weights: cannot load"):
+    with pytest.raises(WeightsError, match=rf"generate\.{model}_weights: cannot load"):
         shipped.load_generator(cfg, model)
 
 

@@ -4,7 +4,7 @@ import torch
 
 from fer_utils.gan.stargan import Discriminator, Generator
 
-# yunjey/stargan G, conv_dim 64, c_dim 7, repeat_num 6 (gan_formats.md §1): conv weights ...
+# yunjey/stargan G, conv_dim 64, c_dim 7, repeat_num 6 (docs/generators.md): conv weights ...
 G_CONVS = {
     "main.0.weight": [64, 10, 7, 7],
     "main.3.weight": [128, 64, 4, 4],

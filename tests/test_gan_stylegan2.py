@@ -11,7 +11,7 @@ TINY = dict(z_dim=32, c_dim=3, w_dim=32, img_resolution=32, img_channels=3,
 
 
 def expected_g_keys(z, c, w, res, base, cmax, n_map):
-    """The G_ema naming rule of gan_formats.md §2, written out independently of the model code."""
+    """The G_ema naming rule of docs/generators.md, written out independently of the model code."""
     C = lambda r: min(base // r, cmax)  # noqa: E731
     keys = {"synthesis.b4.const": [C(4), 4, 4], "synthesis.b4.resample_filter": [4, 4]}
 

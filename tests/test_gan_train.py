@@ -1,13 +1,19 @@
-"""GAN training loops: losses fall on a toy dataset, runs resume exactly, bad input is refused."""
+"""GAN training loops: losses fall on a toy dataset, runs resume exactly, bad input is refused; a checkpoint
+resumes only on its own data and settings, and a corrupt or foreign one is set aside, not fatal."""
 import dataclasses
+import json
+import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
+from fer_utils.config import WeightsError, load_config
+from fer_utils.gan import train as tg
 from fer_utils.gan import train_stargan as ts
 from fer_utils.gan import train_stylegan2 as tsg
-from fer_utils.gan.weights import load_weights
+from fer_utils.gan.weights import load_weights, save_weights
 
 STARGAN_TOY = ts.StarGANTrainConfig(image_size=16, c_dim=3, g_conv_dim=8, d_conv_dim=8, g_repeat_num=1,
                                     d_repeat_num=3, batch_size=8, num_iters=40, num_iters_decay=20,
@@ -125,18 +131,144 @@ def test_training_samples_balanced_domains_only_when_configured(tmp_path, monkey
     assert len(seen) == 2 and all((g is not None) == balanced for g in seen)
 
 
-def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path, monkeypatch, capsys):
     images, labels = toy_faces()
     cfg = dataclasses.replace(STARGAN_TOY, num_iters=4, model_save_step=2)
     ts.train_stargan(images, labels, cfg, tmp_path, device="cpu", progress=False)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del ckpt["config"]["balanced_domains"]  # as written before the option
+    del ckpt["config"]["balanced_domains"], ckpt["fingerprint"]["settings"]["balanced_domains"]  # before the option
     torch.save(ckpt, tmp_path / "checkpoint.pt")
+    steps = record_steps(monkeypatch, ts)
     _, history = ts.train_stargan(images, labels, cfg, tmp_path, device="cpu", progress=False)
-    assert len(history) == 4  # resumed at its last step: it trained as the default does
-    with pytest.raises(ValueError, match="different config"):
-        ts.train_stargan(images, labels, dataclasses.replace(cfg, balanced_domains=True), tmp_path, device="cpu",
-                         progress=False)
+    assert steps == [] and len(history) == 4  # resumed at its last step: it trained as the default does
+    ts.train_stargan(images, labels, dataclasses.replace(cfg, balanced_domains=True), tmp_path, device="cpu",
+                     progress=False)
+    assert steps == [0, 1, 2, 3]  # the option changes what is learnt: not resumed
+    assert "other settings: balanced_domains=False (now True)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- which checkpoint a run goes on from
+
+def record_steps(monkeypatch, module) -> list[int]:
+    """The iteration index of every training step ``module`` takes from now on."""
+    steps, original = [], module.train_step
+    monkeypatch.setattr(module, "train_step", lambda *args: steps.append(args[-1]) or original(*args))
+    return steps
+
+
+TRAINERS = [  # (module, run, two-step config, a setting that changes what is learnt)
+    pytest.param(ts, run_stargan, dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2, n_critic=1),
+                 {"lambda_rec": 5.0}, id="stargan"),
+    pytest.param(tsg, run_stylegan2, dataclasses.replace(STYLEGAN2_TOY, num_iters=2, model_save_step=2),
+                 {"r1_gamma": 2.0}, id="stylegan2"),
+]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize("module, run, cfg, setting", TRAINERS)
+def test_a_corrupt_checkpoint_is_set_aside_and_training_starts_afresh(tmp_path, monkeypatch, capsys, module, run,
+                                                                       cfg, setting, damage):
+    images, labels = toy_faces()
+    run(images, labels, cfg, tmp_path)
+    ckpt = tmp_path / "checkpoint.pt"
+    whole = ckpt.read_bytes()
+    ckpt.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else b"\x80\x02garbage" * 64)
+    damaged = ckpt.read_bytes()
+    capsys.readouterr()
+    steps = record_steps(monkeypatch, module)
+    run(images, labels, cfg, tmp_path)
+    assert steps == [0, 1]  # from scratch, not a traceback on every rerun
+    assert (tmp_path / "checkpoint.pt.corrupt").read_bytes() == damaged  # kept for inspection, not deleted
+    out = capsys.readouterr().out
+    assert f"{ckpt}: not resumed: cannot be read (" in out and "set aside as checkpoint.pt.corrupt" in out
+    assert torch.load(ckpt, weights_only=True)["step"] == 2  # and a good one written in its place
+
+
+@pytest.mark.parametrize("module, run, cfg, setting", TRAINERS)
+def test_a_checkpoint_resumes_only_on_its_own_data_and_settings(tmp_path, monkeypatch, capsys, module, run, cfg,
+                                                                setting):
+    images, labels = toy_faces()
+    run(images, labels, cfg, tmp_path)
+    ckpt = tmp_path / "checkpoint.pt"
+    assert len(torch.load(ckpt, weights_only=True)["fingerprint"]["data_sha256"]) == 64
+    steps = record_steps(monkeypatch, module)
+    longer = dataclasses.replace(cfg, num_iters=3, sample_step=3, model_save_step=3)  # length and saving only
+    run(images, labels, longer, tmp_path)
+    assert steps == [2] and "not resumed" not in capsys.readouterr().out  # same data and settings: goes on
+    if module is ts:
+        labels = np.roll(labels, 1)  # StarGAN learns from the labels too
+    else:
+        images = images.copy()
+        images[0, 0, 0, 0] ^= 1  # one value of one pixel
+    steps.clear()
+    run(images, labels, longer, tmp_path)
+    assert steps == [0, 1, 2]
+    out = capsys.readouterr().out
+    assert f"{ckpt}: not resumed: it was trained on other data (sha256 " in out
+    assert "set aside as checkpoint.pt.stale " in out and (tmp_path / "checkpoint.pt.stale").is_file()
+    steps.clear()
+    run(images, labels, dataclasses.replace(longer, **setting), tmp_path)
+    assert steps == [0, 1, 2]
+    (name, value), = setting.items()
+    assert f"other settings: {name}={getattr(cfg, name)!r} (now {value!r})" in capsys.readouterr().out
+    assert (tmp_path / "checkpoint.pt.stale").is_file() and (tmp_path / "checkpoint.pt.stale.1").is_file()
+
+
+def test_a_resumed_stargan_follows_the_new_learning_rate_schedule(tmp_path, monkeypatch):
+    images, labels = toy_faces()
+    cfg = dataclasses.replace(STARGAN_TOY, num_iters=2, num_iters_decay=2, lr_update_step=1, model_save_step=2)
+    run_stargan(images, labels, cfg, tmp_path)  # decayed to 0 by its end
+    rates, original = [], ts.train_step
+    monkeypatch.setattr(ts, "train_step", lambda *args: rates.append(args[2].param_groups[0]["lr"]) or original(*args))
+    run_stargan(images, labels, dataclasses.replace(cfg, num_iters=4), tmp_path)  # decay now over iterations 2-4
+    assert rates == [cfg.g_lr, cfg.g_lr / 2]
+
+
+def test_a_checkpoint_written_before_fingerprints_is_set_aside(tmp_path, monkeypatch, capsys):
+    images, labels = toy_faces()
+    cfg = dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2)
+    run_stargan(images, labels, cfg, tmp_path)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del ckpt["fingerprint"]  # as every checkpoint before them: its data is unknown
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    steps = record_steps(monkeypatch, ts)
+    run_stargan(images, labels, cfg, tmp_path)
+    assert steps == [0, 1] and (tmp_path / "checkpoint.pt.stale").is_file()
+    assert "written before checkpoints recorded their training data" in capsys.readouterr().out
+
+
+TRAIN_GAN_TINY = {"device": "cpu", "gan.resolution": 16, "gan.stargan_iters": 2, "gan.stargan_batch_size": 4,
+                  "gan.stargan_g_conv_dim": 4, "gan.stargan_d_conv_dim": 4, "gan.stargan_g_repeat_num": 1,
+                  "gan.stargan_d_repeat_num": 3, "gan.stargan_model_save_step": 2, "gan.n_critic": 1}
+
+
+def test_train_gan_sets_a_foreign_checkpoint_aside_before_choosing_init(tmp_path, monkeypatch, capsys):
+    images, labels = toy_faces()
+    monkeypatch.setattr(tg, "gan_faces", lambda cfg, database, labelled: (images, labels))
+    cfg = load_config("quick", {**TRAIN_GAN_TINY, "results_dir": str(tmp_path / "results")})
+    init = shutil.copyfile(tg.train_gan(cfg, "stargan", progress=False), tmp_path / "init.safetensors")
+    other = load_config("quick", {**TRAIN_GAN_TINY, "results_dir": str(tmp_path / "results"), "gan.lambda_rec": 5.0})
+    path = tg.train_gan(other, "stargan", progress=False, init=init)
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    assert prov["resumed_from"] == 0 and prov["initialised_from"]["path"] == str(init)  # --init is used
+    assert "not resumed: it was trained with other settings: lambda_rec=10.0 (now 5.0)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("G.safetensors", None, "weights file not found"),
+    ("G.safetensors", b"\x00" * 16, "not a readable fer_utils .safetensors file"),
+    ("G.safetensors", "other sizes", "its tensors do not fit a Generator"),
+    ("checkpoint.pt", None, "checkpoint not found"),
+    ("checkpoint.pt", b"\x80\x02garbage", "not a readable training checkpoint"),
+])
+def test_init_from_a_missing_or_damaged_file_is_a_weights_error(tmp_path, name, content, match):
+    path = tmp_path / name
+    if content == "other sizes":  # metadata of the configured generator, tensors of another one
+        save_weights(ts.Generator(conv_dim=4, c_dim=3, repeat_num=1), path, STARGAN_TOY.generator_kwargs())
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(WeightsError, match=rf"--init {re.escape(str(path))}: not a .*{match}"):
+        tg.initial_networks(path, "stargan", STARGAN_TOY)
 
 
 @pytest.mark.parametrize("labels, match", [(np.array([0, 1, 5]), "labels must lie"), (np.array([0, 1]), "3 labels")])

@@ -1,16 +1,20 @@
-"""Weight files: safetensors round trip, yunjey .ckpt import, StyleGAN2-ADA .pkl import without executing code."""
+"""Weight files: safetensors round trip, yunjey .ckpt import, StyleGAN2-ADA .pkl import without executing code;
+every unusable file (missing, truncated, garbage, foreign, another architecture) is a WeightsError naming it."""
 import collections
 import copy
 import os
 import pickle
+import re
 import sys
 import types
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from fer_utils.gan import stargan, stylegan2
+from fer_utils.config import WeightsError, load_config
+from fer_utils.gan import shipped, stargan, stylegan2
 from fer_utils.gan.weights import (load_stargan_ckpt, load_stylegan2_pkl, load_weights, read_metadata,
                                    read_network_pkl, save_weights)
 
@@ -61,9 +65,63 @@ def test_loaded_stylegan2_generator_renders_the_same_images(tmp_path):
                        G2(z, None, truncation_psi=0.7, noise_mode="const"))
 
 
-def test_load_weights_names_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
-        load_weights(tmp_path / "nope.safetensors")
+LOADERS = {
+    "safetensors": lambda path: load_weights(path),
+    "metadata": lambda path: read_metadata(path),
+    "ckpt": lambda path: load_stargan_ckpt(path, stargan.Generator(**TINY_STARGAN)),
+    "pkl": lambda path: load_stylegan2_pkl(path),
+}
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_missing_file_is_a_weights_error_naming_it(tmp_path, loader):
+    with pytest.raises(WeightsError, match=r"not found: .*nope\.bin \(check the path"):
+        LOADERS[loader](tmp_path / "nope.bin")
+
+
+def _damaged(tmp_path, loader: str, damage: str):
+    """A file for ``loader``, written whole and then damaged: truncated, emptied, garbage or a Git LFS pointer."""
+    path = tmp_path / f"w.{'safetensors' if loader == 'metadata' else loader}"
+    if loader in ("safetensors", "metadata"):
+        save_weights(stargan.Generator(**TINY_STARGAN), path, TINY_STARGAN)
+    elif loader == "ckpt":
+        torch.save(stargan.Generator(**TINY_STARGAN).state_dict(), path)
+    else:
+        path.write_bytes(pickle.dumps({"G_ema": {"weights": list(range(1000))}}))
+    whole = path.read_bytes()
+    path.write_bytes({"truncated": whole[: len(whole) // 2], "empty": b"", "garbage": bytes(range(256)) * 4,
+                      "lfs pointer": b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n"}[damage])
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "lfs pointer"])
+@pytest.mark.parametrize("loader", LOADERS)
+def test_a_damaged_file_is_a_weights_error_naming_it_and_what_to_do(tmp_path, loader, damage):
+    path = _damaged(tmp_path, loader, damage)
+    advice = {"safetensors": "git lfs pull", "metadata": "git lfs pull", "ckpt": "downloaded completely",
+              "pkl": "network-snapshot"}[loader]
+    with pytest.raises(WeightsError, match=rf"{re.escape(str(path))}: not a readable .*; .*{advice}") as info:
+        LOADERS[loader](path)
+    assert "\n" not in str(info.value)  # the command line prints it as one line
+    assert "weights_only` set to `False`" not in str(info.value)  # never advise running pickled code
+
+
+def test_safetensors_of_another_writer_is_refused(tmp_path):
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(WeightsError, match=r"other\.safetensors: no usable 'fer_utils' metadata"):
+        load_weights(tmp_path / "other.safetensors")
+
+
+def test_safetensors_whose_config_does_not_build_its_network_is_refused(tmp_path):
+    path = save_weights(stargan.Generator(**TINY_STARGAN), tmp_path / "g.safetensors", {**TINY_STARGAN, "bogus": 1})
+    with pytest.raises(WeightsError, match=r"g\.safetensors: its stored config .*does not build a stargan\.Generator"):
+        load_weights(path)
+
+
+def test_safetensors_whose_tensors_do_not_fit_its_config_are_refused(tmp_path):
+    path = save_weights(stargan.Generator(**TINY_STARGAN), tmp_path / "g.safetensors", {**TINY_STARGAN, "conv_dim": 4})
+    with pytest.raises(WeightsError, match=r"g\.safetensors: its tensors do not fit a Generator .*main\.0\.weight"):
+        load_weights(path)
 
 
 # ---------------------------------------------------------------- yunjey .ckpt
@@ -87,8 +145,16 @@ def test_pytorch_040_ckpt_without_num_batches_tracked_loads(tmp_path):
 
 def test_ckpt_with_wrong_c_dim_fails_loudly(tmp_path):
     torch.save(stargan.Generator(**TINY_STARGAN).state_dict(), tmp_path / "1-G.ckpt")
-    with pytest.raises(RuntimeError, match="main.0.weight"):
+    with pytest.raises(WeightsError, match=r"1-G\.ckpt: its tensors do not fit .*main\.0\.weight.*conv_dim=8, c_dim=5"):
         load_stargan_ckpt(tmp_path / "1-G.ckpt", stargan.Generator(conv_dim=8, c_dim=5, repeat_num=2))
+
+
+@pytest.mark.parametrize("content", [[1, 2, 3], {"G": {"main.0.weight": torch.zeros(1)}, "step": 3}],
+                         ids=["a list", "a training checkpoint"])
+def test_ckpt_that_is_not_a_state_dict_is_refused(tmp_path, content):
+    torch.save(content, tmp_path / "1-G.ckpt")
+    with pytest.raises(WeightsError, match=r"1-G\.ckpt: holds a (list|dict) that is not a state dict"):
+        load_stargan_ckpt(tmp_path / "1-G.ckpt", stargan.Generator(**TINY_STARGAN))
 
 
 # ---------------------------------------------------------------- StyleGAN2-ADA .pkl
@@ -108,7 +174,7 @@ def test_malicious_pickle_is_refused_without_side_effect(tmp_path, kind):
                else _Evil(exec, f"open({str(marker)!r}, 'w').write('x')"))
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"G_ema": payload}))
-    with pytest.raises(pickle.UnpicklingError, match=r"refused global ((posix|os|nt)\.system|builtins\.exec)"):
+    with pytest.raises(WeightsError, match=r"evil\.pkl: .*refused global ((posix|os|nt)\.system|builtins\.exec)"):
         load_stylegan2_pkl(path)
     assert not marker.exists()
 
@@ -186,5 +252,33 @@ def test_pickle_with_unsupported_architecture_is_rejected(tmp_path, monkeypatch)
         kwargs = dict(TINY_G, synthesis_kwargs=dict(channel_base=128, channel_max=32, architecture="resnet"))
         stub = _Persistent(persistence._reconstruct_persistent_obj, G, "Generator", kwargs)
         (tmp_path / "g.pkl").write_bytes(pickle.dumps({"G_ema": stub}))
-    with pytest.raises(ValueError, match="architecture"):
+    with pytest.raises(WeightsError, match=r"g\.pkl: .*not a StyleGAN2 generator we can rebuild .*architecture"):
         load_stylegan2_pkl(tmp_path / "g.pkl")
+
+
+@pytest.mark.parametrize("init_kwargs, match", [({}, "init kwargs lack c_dim, img_channels"),
+                                                (dict(TINY_G, z_dim="16"), "does not build"),
+                                                (dict(TINY_G, w_dim=8), "tensors do not fit")])
+def test_pickle_whose_generator_cannot_be_rebuilt_is_refused(tmp_path, monkeypatch, init_kwargs, match):
+    modules, persistence, _ = _fake_nvlabs_modules()
+    with monkeypatch.context() as m:
+        for name, module in modules.items():
+            m.setitem(sys.modules, name, module)
+        stub = _Persistent(persistence._reconstruct_persistent_obj, stylegan2.Generator(**TINY_G), "Generator",
+                           init_kwargs)  # module_src and a state, as NVlabs writes them
+        (tmp_path / "g.pkl").write_bytes(pickle.dumps({"G_ema": stub}))
+    with pytest.raises(WeightsError, match=rf"g\.pkl: .*{match}"):
+        load_stylegan2_pkl(tmp_path / "g.pkl")
+    assert not os.path.exists("/tmp/fer_utils_module_src_ran")
+
+
+# ---------------------------------------------------------------- the settings that name weights
+
+@pytest.mark.parametrize("model, name", [("stargan", "G.safetensors"), ("stargan", "200000-G.ckpt"),
+                                         ("stylegan2", "G.safetensors"), ("stylegan2", "network-snapshot.pkl")])
+def test_generate_weights_settings_turn_a_damaged_file_into_a_weights_error(tmp_path, model, name):
+    (tmp_path / name).write_bytes(b"")  # an interrupted download
+    cfg = load_config("quick", {f"generate.{model}_weights": str(tmp_path / name)})
+    path = re.escape(str(tmp_path / name))
+    with pytest.raises(WeightsError, match=rf"generate\.{model}_weights: cannot load {path}: "):
+        shipped.load_generator(cfg, model)

@@ -3,21 +3,20 @@
 ``generate.stylegan2_weights`` / ``generate.stargan_weights`` empty = the shipped files; otherwise
 our ``.safetensors``, a yunjey/sayeh1994 StarGAN ``*-G.ckpt`` (architecture from ``gan.stargan_g_*``,
 7 domains in ImageFolder's alphabetical order) or an NVlabs StyleGAN2-ADA ``.pkl`` (read without
-running pickled code).
+running pickled code); see ``docs/generators.md``. A setting that names no file, or a file of the wrong
+kind, is a ``ConfigError``; a file that cannot be read is a ``WeightsError``; both name key and path.
 """
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, WeightsError
 from ..runtime import write_json
 from . import stargan, stylegan2
 from .data import STARGAN_DOMAINS
@@ -73,12 +72,9 @@ def load_generator(cfg: Config, model: str, device: torch.device | str = "cpu") 
             G = load_stylegan2_pkl(path)
         else:
             raise ConfigError(f"{key}: {path}: unsupported weights format {suffix!r} for {model}")
-    except ConfigError:
-        raise
-    except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError, SafetensorError) as exc:
-        raise ConfigError(f"{key}: cannot load {path}: {type(exc).__name__}: {exc} (a Git LFS pointer or a "
-                          "truncated download? StarGAN .ckpt files are built with gan.stargan_g_conv_dim / "
-                          "gan.stargan_g_repeat_num)") from exc
+    except WeightsError as exc:
+        built = " (StarGAN .ckpt files are built with gan.stargan_g_conv_dim / gan.stargan_g_repeat_num)"
+        raise WeightsError(f"{key}: cannot load {exc}{built if suffix == '.ckpt' else ''}") from exc
     if not isinstance(G, ARCHITECTURE[model]):
         raise ConfigError(f"{key}: {path} holds a {type(G).__module__}.{type(G).__name__}, not a {model} generator")
     return G.float().eval().requires_grad_(False).to(device), path

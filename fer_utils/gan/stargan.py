@@ -1,7 +1,7 @@
 """StarGAN generator and discriminator, key-for-key compatible with yunjey/stargan ``model.py``.
 
 The sayeh1994/synthesizin_facial_expression fork uses the same ``model.py`` byte for byte, so its
-``{iters}-G.ckpt`` / ``-D.ckpt`` files load here too (``../shared/reference/gan_formats.md`` §1).
+``{iters}-G.ckpt`` / ``-D.ckpt`` files load here too (``docs/generators.md``).
 """
 from __future__ import annotations
 

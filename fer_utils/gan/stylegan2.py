@@ -1,7 +1,7 @@
 """StyleGAN2 (ADA-pytorch flavour) in plain PyTorch, key-for-key compatible with NVlabs G_ema / D.
 
 Parameter and buffer names follow NVlabs/stylegan2-ada-pytorch ``training/networks.py`` so an
-official snapshot maps one to one (``../shared/reference/gan_formats.md`` §2). The custom CUDA ops
+official snapshot maps one to one (``docs/generators.md``). The custom CUDA ops
 ``upfirdn2d`` / ``bias_act`` are replaced by ``F.pad`` + depthwise ``conv2d`` (FIR filter
 [1,3,3,1]) and ``leaky_relu`` with gain sqrt(2); equalized learning rate is applied at run time
 via ``weight_gain`` as in the original. fp16 (``num_fp16_res``) is accepted but we compute in fp32.

@@ -6,6 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -14,7 +15,8 @@ from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stargan import Discriminator, Generator
-from .training import StateDicts, images_to_tensor, load_checkpoint, load_networks, save_checkpoint, save_grid
+from .training import (StateDicts, data_fingerprint, images_to_tensor, load_networks, resumable_checkpoint,
+                       run_fingerprint, save_checkpoint, save_grid)
 from .weights import save_weights
 
 
@@ -44,6 +46,9 @@ class StarGANTrainConfig:
     model_save_step: int = 10000
     seed: int = 0
     balanced_domains: bool = False  # ours: domains drawn uniformly (see sample_batch); yunjey shuffles labels
+    # length, learning-rate schedule and save steps: a checkpoint resumes under new values of these
+    SCHEDULE: ClassVar[frozenset[str]] = frozenset(
+        {"num_iters", "num_iters_decay", "lr_update_step", "sample_step", "model_save_step"})
 
     def generator_kwargs(self) -> dict:
         """Return the Generator kwargs (what ``save_weights`` records as its config)."""
@@ -51,7 +56,8 @@ class StarGANTrainConfig:
 
     def discriminator_kwargs(self) -> dict:
         """Return the Discriminator kwargs (what its exported weights record as their config)."""
-        return dict(image_size=self.image_size, conv_dim=self.d_conv_dim, c_dim=self.c_dim, repeat_num=self.d_repeat_num)
+        return dict(image_size=self.image_size, conv_dim=self.d_conv_dim, c_dim=self.c_dim,
+                    repeat_num=self.d_repeat_num)
 
 
 def gradient_penalty(out_src: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -92,13 +98,22 @@ def g_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, c_org: torch.Te
 def learning_rates(cfg: StarGANTrainConfig, step: int) -> tuple[float, float]:
     """Return (g_lr, d_lr) after ``step`` iterations: constant, then linear decay to 0 over num_iters_decay.
 
-    Updated every lr_update_step like the original; yunjey subtracts lr/num_iters_decay of the *current*
-    lr, which with the defaults only reaches 0.999 lr0 (gan_formats.md §1); we decay linearly as intended.
+    Updated every lr_update_step like the original; yunjey subtracts lr0/num_iters_decay only every
+    lr_update_step iterations, so with the defaults it only reaches 0.999 lr0 (docs/generators.md); we decay
+    linearly to 0 as intended.
     """
     start = cfg.num_iters - cfg.num_iters_decay
     done = (step // cfg.lr_update_step) * cfg.lr_update_step - start
     scale = 1.0 - max(done, 0) / max(cfg.num_iters_decay, 1)
     return cfg.g_lr * scale, cfg.d_lr * scale
+
+
+def set_learning_rates(cfg: StarGANTrainConfig, step: int, g_opt: torch.optim.Optimizer,
+                       d_opt: torch.optim.Optimizer) -> None:
+    """Give G's and D's optimisers their learning rates after ``step`` iterations (also under a new schedule)."""
+    for opt, lr in zip((g_opt, d_opt), learning_rates(cfg, step)):
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 def check_labels(labels: np.ndarray, n: int, c_dim: int) -> torch.Tensor:
@@ -196,13 +211,15 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
         progress: show a tqdm bar.
         init: state dicts to start from: ``G`` (exported weights; a fresh D learns beside it) and
             optionally ``D`` (another run's checkpoint), so training can go on across sessions with
-            a new schedule; a checkpoint in out_dir wins.
+            a new schedule; a checkpoint in out_dir wins if it was trained on the same data and settings
+            (``training.resumable_checkpoint``).
     """
     t0 = time.perf_counter()  # checkpoints carry the seconds of every run so far
     device = resolve_device(device)
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.image_size).to(device)  # (N, 3, S, S)
     labels_all = check_labels(labels, len(x_all), cfg.c_dim).to(device)
+    data = data_fingerprint(images, labels)
     G = Generator(**cfg.generator_kwargs()).to(device)
     D = Discriminator(**cfg.discriminator_kwargs()).to(device)
     load_networks(init, G=G, D=D)
@@ -210,40 +227,39 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
     d_opt = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint
-    start, history, seconds_before = resume(out_dir / "checkpoint.pt", cfg, G, D, g_opt, d_opt, gen)
+    start, history, seconds_before = resume(out_dir / "checkpoint.pt", cfg, data, G, D, g_opt, d_opt, gen)
     groups = domain_groups(labels_all) if cfg.balanced_domains else None  # once, not per batch
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         # 1. batch and target domains, 2. D and G updates, 3. learning-rate decay
         x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen, groups)
         history.append(train_step(G, D, g_opt, d_opt, x_real, label_org, label_trg, cfg, i))
-        for opt, lr in zip((g_opt, d_opt), learning_rates(cfg, i + 1)):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        set_learning_rates(cfg, i + 1, g_opt, d_opt)
         # 4. samples and resumable checkpoints
         if (i + 1) % cfg.sample_step == 0:
             save_samples(G, x_all[:8], cfg.c_dim, out_dir / "samples" / f"{i + 1:06d}-images.png")
         if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
             save_checkpoint(out_dir / "checkpoint.pt", dict(
-                step=i + 1, config=dataclasses.asdict(cfg), G=G.state_dict(), D=D.state_dict(),
-                g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(), rng=gen.get_state(),
-                torch_rng=torch.get_rng_state(), history=history,
+                step=i + 1, config=dataclasses.asdict(cfg), fingerprint=run_fingerprint(cfg, data),
+                G=G.state_dict(), D=D.state_dict(), g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(),
+                rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history,
                 seconds=seconds_before + time.perf_counter() - t0))
     export_generator(G, cfg, out_dir / "stargan_G.safetensors")
     return G, history
 
 
-def resume(path: Path, cfg: StarGANTrainConfig, G: Generator, D: Discriminator, g_opt: torch.optim.Optimizer,
-           d_opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, list[dict[str, float]], float]:
-    """Restore a checkpoint written by ``train_stargan`` with the same config; return (step, history, seconds)."""
-    ckpt = load_checkpoint(path)
+def resume(path: Path, cfg: StarGANTrainConfig, data: str, G: Generator, D: Discriminator,
+           g_opt: torch.optim.Optimizer, d_opt: torch.optim.Optimizer,
+           gen: torch.Generator) -> tuple[int, list[dict[str, float]], float]:
+    """Restore a checkpoint of this data and these settings (``resumable_checkpoint``); return (step, history,
+    seconds). Learning rates follow ``cfg``'s schedule, which may differ from the checkpoint's."""
+    ckpt = resumable_checkpoint(path, cfg, data)
     if ckpt is None:
         return 0, [], 0.0
-    if dataclasses.asdict(StarGANTrainConfig()) | ckpt["config"] != dataclasses.asdict(cfg):  # older: defaults
-        raise ValueError(f"{path} was written with a different config; use another out_dir or delete it")
     G.load_state_dict(ckpt["G"])
     D.load_state_dict(ckpt["D"])
     g_opt.load_state_dict(ckpt["g_opt"])
     d_opt.load_state_dict(ckpt["d_opt"])
+    set_learning_rates(cfg, int(ckpt["step"]), g_opt, d_opt)
     gen.set_state(ckpt["rng"])
     torch.set_rng_state(ckpt["torch_rng"])
     return int(ckpt["step"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))  # older: time not kept

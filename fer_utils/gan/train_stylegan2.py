@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stylegan2 import Discriminator, Generator
-from .training import StateDicts, images_to_tensor, load_checkpoint, load_networks, save_checkpoint, save_grid
+from .training import (StateDicts, data_fingerprint, images_to_tensor, load_networks, resumable_checkpoint,
+                       run_fingerprint, save_checkpoint, save_grid)
 from .weights import save_weights
 
 
@@ -47,6 +49,8 @@ class StyleGAN2TrainConfig:
     sample_step: int = 1000
     model_save_step: int = 5000
     seed: int = 0
+    # length and snapshot steps: a checkpoint resumes under new values of these
+    SCHEDULE: ClassVar[frozenset[str]] = frozenset({"num_iters", "sample_step", "model_save_step"})
 
     def generator_kwargs(self) -> dict:
         """Return the Generator kwargs (NVlabs ``_init_kwargs`` layout)."""
@@ -148,12 +152,14 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
         progress: show a tqdm bar.
         init: state dicts to start from: ``G`` (e.g. an exported G_ema; G_ema starts as a copy, a
             fresh D learns beside it) and optionally ``G_ema`` and ``D`` (another run's checkpoint), so
-            training can go on across sessions with a new schedule; a checkpoint in out_dir wins.
+            training can go on across sessions with a new schedule; a checkpoint in out_dir wins if it was
+            trained on the same data and settings (``training.resumable_checkpoint``).
     """
     t0 = time.perf_counter()  # checkpoints carry the seconds of every run so far
     device = resolve_device(device)
     seed_everything(cfg.seed)
     x_all = images_to_tensor(images, cfg.resolution).to(device)  # (N, 3, R, R)
+    data = data_fingerprint(images)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
     load_networks(init, G=G)
     D = Discriminator(**cfg.discriminator_kwargs(), mbstd_group_size=min(4, cfg.batch_size)).to(device)
@@ -163,7 +169,7 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
     out_dir = Path(out_dir)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch draws, saved with the checkpoint
     z_fixed = torch.randn(16, cfg.z_dim, generator=gen).to(device)
-    start, history, seconds_before = resume(out_dir / "checkpoint.pt", cfg, G, D, G_ema, opts, gen)
+    start, history, seconds_before = resume(out_dir / "checkpoint.pt", cfg, data, G, D, G_ema, opts, gen)
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         idx = torch.randint(len(x_all), (cfg.batch_size,), generator=gen).to(device)
         history.append(train_step(G, D, G_ema, opts, x_all[idx], cfg, i))
@@ -172,24 +178,23 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
                 save_grid(G_ema(z_fixed, noise_mode="const"), out_dir / "samples" / f"{i + 1:06d}.png", nrow=4)
         if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
             save_checkpoint(out_dir / "checkpoint.pt", dict(
-                step=i + 1, config=dataclasses.asdict(cfg), G=G.state_dict(), D=D.state_dict(),
-                G_ema=G_ema.state_dict(), G_opt=opts["G"].state_dict(), D_opt=opts["D"].state_dict(),
-                rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history,
+                step=i + 1, config=dataclasses.asdict(cfg), fingerprint=run_fingerprint(cfg, data),
+                G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(), G_opt=opts["G"].state_dict(),
+                D_opt=opts["D"].state_dict(), rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history,
                 seconds=seconds_before + time.perf_counter() - t0))
     save_weights(G_ema, out_dir / "stylegan2_G_ema.safetensors", G_ema.config(),
                  provenance={"trainer": "fer_utils.gan.train_stylegan2", "config": dataclasses.asdict(cfg)})
     return G_ema, history
 
 
-def resume(path: Path, cfg: StyleGAN2TrainConfig, G: Generator, D: Discriminator, G_ema: Generator,
+def resume(path: Path, cfg: StyleGAN2TrainConfig, data: str, G: Generator, D: Discriminator, G_ema: Generator,
            opts: dict[str, torch.optim.Optimizer],
            gen: torch.Generator) -> tuple[int, list[dict[str, float]], float]:
-    """Restore a checkpoint written by ``train_stylegan2`` with the same config; return (step, history, seconds)."""
-    ckpt = load_checkpoint(path)
+    """Restore a checkpoint of this data and these settings (``resumable_checkpoint``); return (step, history,
+    seconds)."""
+    ckpt = resumable_checkpoint(path, cfg, data)
     if ckpt is None:
         return 0, [], 0.0
-    if ckpt["config"] != dataclasses.asdict(cfg):
-        raise ValueError(f"{path} was written with a different config; use another out_dir or delete it")
     for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
         module.load_state_dict(ckpt[key])
     opts["G"].load_state_dict(ckpt["G_opt"])

@@ -1,6 +1,14 @@
-"""Plumbing shared by the GAN training loops: uint8 arrays to tensors, sample grids, checkpoints, warm starts."""
+"""Plumbing shared by the GAN training loops: uint8 arrays to tensors, sample grids, checkpoints, warm starts.
+
+A run resumes from its ``checkpoint.pt`` only if the checkpoint was trained on the same data (sha256 of the
+arrays) with the same result-changing settings; otherwise, or when it cannot be read, the checkpoint is set
+aside (renamed, never deleted) with a log line and training starts afresh (``docs/generators.md``).
+"""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import WeightsError
 from ..runtime import atomic_path
+from .weights import one_line, reading
 
 StateDicts = dict[str, dict[str, torch.Tensor]]  # network name (G, D, G_ema) -> its state dict
 
@@ -47,18 +57,90 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write a resumable training checkpoint (state dicts, optimisers, step, config) atomically."""
+    """Write a resumable training checkpoint (state dicts, optimisers, step, config, fingerprint) atomically."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
-    """Return the checkpoint at ``path``, or None if there is none yet."""
+    """The checkpoint at ``path`` (read without running pickled code), None if there is none yet, or a
+    WeightsError naming it if it cannot be read."""
     path = Path(path)
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with reading(path, "training checkpoint", "point at a checkpoint.pt written by train-gan"):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict):
+        raise WeightsError(f"{path}: holds a {type(ckpt).__name__}, not a training checkpoint written by train-gan")
+    return ckpt
+
+
+def data_fingerprint(*arrays: np.ndarray) -> str:
+    """sha256 of the training arrays (dtype, shape, bytes): a checkpoint goes on only with the data it learnt from."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+def result_settings(cfg: Any) -> dict[str, Any]:
+    """The settings of a trainer config that change what it learns: all but its ``SCHEDULE`` (length, save steps)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in type(cfg).SCHEDULE}
+
+
+def run_fingerprint(cfg: Any, data: str) -> dict[str, Any]:
+    """What a checkpoint records so that only a run on the same data and settings resumes it."""
+    return {"data_sha256": data, "settings": result_settings(cfg)}
+
+
+def resumable_checkpoint(path: Path, cfg: Any, data: str) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if this run (``cfg``, data fingerprint ``data``) may go on from it, else None.
+
+    One that cannot be read, or was trained on other data or with other result-changing settings (or
+    before checkpoints recorded them), is set aside with a log line, so the run starts afresh.
+    """
+    try:
+        ckpt = load_checkpoint(path)
+    except WeightsError as exc:
+        set_aside(path, "corrupt", f"cannot be read ({one_line(exc.__cause__ or exc)})")
+        return None
+    reason = None if ckpt is None else _mismatch(ckpt.get("fingerprint"), cfg, data)
+    if reason:
+        set_aside(path, "stale", reason)
+        return None
+    return ckpt
+
+
+def _mismatch(saved: Any, cfg: Any, data: str) -> str | None:
+    """Why a checkpoint with fingerprint ``saved`` must not be resumed by this run, or None if it may be.
+
+    Settings an older checkpoint lacks count as their defaults (options added since, which default to the old
+    behaviour).
+    """
+    if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
+        return "it was written before checkpoints recorded their training data and settings"
+    if saved.get("data_sha256") != data:
+        return f"it was trained on other data (sha256 {str(saved.get('data_sha256'))[:12]}, now {data[:12]})"
+    before, now = result_settings(type(cfg)()) | saved["settings"], result_settings(cfg)
+    differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if differ:
+        return "it was trained with other settings: " + ", ".join(
+            f"{k}={before.get(k)!r} (now {now.get(k)!r})" for k in differ)
+    return None
+
+
+def set_aside(path: Path, tag: str, reason: str) -> Path:
+    """Rename ``path`` to the first free ``<name>.<tag>[.N]`` beside it and say why: a rerun must neither fail on
+    it again nor silently lose it."""
+    names = itertools.chain([f"{path.name}.{tag}"], (f"{path.name}.{tag}.{n}" for n in itertools.count(1)))
+    target = next(path.with_name(name) for name in names if not path.with_name(name).exists())
+    os.replace(path, target)
+    print(f"{path}: not resumed: {reason}; set aside as {target.name} (delete it when no longer needed); "
+          "training starts without it")
+    return target
 
 
 def load_networks(init: StateDicts | None, **modules: nn.Module) -> None:

@@ -1,27 +1,31 @@
 """Weight files: our safetensors, yunjey StarGAN ``*.ckpt``, NVIDIA StyleGAN2-ADA ``.pkl`` (no code run).
 
-Formats: ``../shared/reference/gan_formats.md``. The ``.pkl`` importer never executes pickled code:
-a restricted unpickler allows only the globals needed to rebuild tensors and replaces
+Formats and how to point settings at them: ``docs/generators.md``. The ``.pkl`` importer never executes
+pickled code: a restricted unpickler allows only the globals needed to rebuild tensors and replaces
 ``torch_utils.persistence._reconstruct_persistent_obj`` by a stub that captures (class_name, state)
-and ignores the embedded ``module_src``.
+and ignores the embedded ``module_src``. Every file that cannot be used (missing, truncated, foreign,
+of another architecture) raises a one-line ``WeightsError`` naming it and what to do.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import os
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..config import WeightsError
 from ..runtime import atomic_path
 from . import stargan, stylegan2
 
@@ -32,6 +36,66 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "stylegan2.Generator": stylegan2.Generator,
     "stylegan2.Discriminator": stylegan2.Discriminator,
 }
+# what parsing untrusted bytes (safetensors, torch.load, a restricted unpickler) raises when they are not a valid file
+READ_ERRORS = (OSError, EOFError, pickle.UnpicklingError, SafetensorError, ValueError, LookupError, TypeError,
+               AttributeError, RuntimeError, ArithmeticError)
+SAFETENSORS_ADVICE = ("export it again with `python -m fer_utils train-gan`, or fetch it again "
+                      "(a Git LFS pointer? run `git lfs pull`)")
+CKPT_ADVICE = "point at a yunjey/stargan `{iters}-G.ckpt` (a bare state dict), downloaded completely"
+PKL_ADVICE = ("point at a complete NVlabs stylegan2-ada-pytorch `network-snapshot-*.pkl` "
+              "(TF-era pickles: convert them with NVlabs legacy.py first)")
+
+
+# ----------------------------------------------------------------------------- errors
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line for an error or log line; torch's advice to unpickle with code execution is
+    replaced by its actual reason."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+        text = f"torch's weights-only unpickler refused it: {reason}"
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+@contextlib.contextmanager
+def reading(path: Path, kind: str, advice: str) -> Iterator[None]:
+    """Turn whatever reading ``path`` as a ``kind`` raises into a WeightsError naming it: a truncated or foreign
+    file must not end in a traceback."""
+    try:
+        yield
+    except WeightsError:
+        raise
+    except READ_ERRORS as exc:
+        raise WeightsError(f"{path}: not a readable {kind} ({one_line(exc)}); {advice}") from exc
+
+
+def existing(path: str | os.PathLike, kind: str) -> Path:
+    """``path`` as a Path if it is a file, else a WeightsError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{kind} not found: {path} (check the path; nothing is downloaded)")
+    return path
+
+
+def _build(path: Path, architecture: str, config: dict[str, Any]) -> nn.Module:
+    """The network ``config`` describes; a WeightsError naming ``path`` when the config builds none (other version)."""
+    try:
+        return ARCHITECTURES[architecture](**config)
+    except (LookupError, TypeError, ValueError, RuntimeError, ArithmeticError) as exc:
+        raise WeightsError(f"{path}: its stored config {config!r} does not build a {architecture} "
+                           f"({one_line(exc)}); written by another version? export it again with this one") from exc
+
+
+def _load_state(path: Path, module: nn.Module, state: dict[str, Any], advice: str) -> nn.Module:
+    """Load ``state`` into ``module`` strictly; a WeightsError naming ``path`` and the keys that do not fit."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"{path}: its tensors do not fit a {type(module).__name__} of this size "
+                           f"({one_line(exc)}); {advice}") from exc
+    return module
 
 
 # ----------------------------------------------------------------------------- safetensors (ours)
@@ -61,26 +125,34 @@ def save_weights(module: nn.Module, path: str | os.PathLike, config: dict[str, A
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """Return the JSON metadata dict stored by ``save_weights``."""
-    with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get(METADATA_KEY)
-    if raw is None:
-        raise ValueError(f"{path}: no '{METADATA_KEY}' metadata; not written by fer_utils.gan.weights.save_weights")
-    return json.loads(raw)
+    """The JSON metadata stored by ``save_weights`` ({architecture, config, provenance}), checked, or a WeightsError."""
+    path = existing(path, "weights file")
+    with reading(path, "fer_utils .safetensors file", SAFETENSORS_ADVICE):
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+        meta = None if raw is None else json.loads(raw)
+    if not _usable_metadata(meta):
+        raise WeightsError(f"{path}: no usable '{METADATA_KEY}' metadata (architecture one of {sorted(ARCHITECTURES)}, "
+                           "config, provenance); not written by fer_utils: export it with `python -m fer_utils "
+                           "train-gan`")
+    return {"provenance": {}, **meta}
+
+
+def _usable_metadata(meta: Any) -> bool:
+    """Whether ``meta`` names a known architecture with a config mapping (and a provenance mapping, if any)."""
+    return (isinstance(meta, dict) and meta.get("architecture") in ARCHITECTURES
+            and isinstance(meta.get("config"), dict) and isinstance(meta.get("provenance", {}), dict))
 
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the network saved in ``path`` (architecture + config from its metadata), in float32, eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    meta = read_metadata(path)
-    module = ARCHITECTURES[meta["architecture"]](**meta["config"])
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    path, meta = Path(path), read_metadata(path)
+    module = _build(path, meta["architecture"], meta["config"])
+    with reading(path, "fer_utils .safetensors file", SAFETENSORS_ADVICE):
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    module.load_state_dict(state, strict=True)
-    return module.to(device).eval()
+    return _load_state(path, module, state, SAFETENSORS_ADVICE).to(device).eval()
 
 
 def _architecture_name(module: nn.Module) -> str:
@@ -96,20 +168,21 @@ def _architecture_name(module: nn.Module) -> str:
 def load_stargan_ckpt(path: str | os.PathLike, module: nn.Module) -> nn.Module:
     """Load a yunjey/sayeh1994 ``{iters}-G.ckpt`` / ``-D.ckpt`` state dict strictly into ``module``.
 
-    ``num_batches_tracked`` (absent from PyTorch 0.4.0-era files) is filled with 0 when missing.
+    ``num_batches_tracked`` (absent from PyTorch 0.4.0-era files) is filled with 0 when missing. Read with
+    ``weights_only``: no pickled code runs.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"StarGAN checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict (OrderedDict), got {type(state).__name__}")
+    path = existing(path, "StarGAN checkpoint")
+    with reading(path, "PyTorch state dict", CKPT_ADVICE):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise WeightsError(f"{path}: holds a {type(state).__name__} that is not a state dict of tensors "
+                           f"(a train-gan checkpoint.pt? use its exported .safetensors); {CKPT_ADVICE}")
     state = dict(state)
     for key, value in module.state_dict().items():
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros_like(value)
-    module.load_state_dict(state, strict=True)
-    return module
+    sizes = ", ".join(f"{k}={getattr(module, k)}" for k in ("conv_dim", "c_dim", "repeat_num") if hasattr(module, k))
+    return _load_state(path, module, state, f"a file of another architecture than {sizes}? {CKPT_ADVICE}")
 
 
 # ----------------------------------------------------------------------------- StyleGAN2-ADA .pkl
@@ -142,7 +215,8 @@ class _AttrDict(dict):
 def _reconstruct_persistent_obj(meta: dict) -> PersistentStub:
     """Capture (class_name, state) of a persistent object; ``module_src`` is ignored, never executed."""
     if not isinstance(meta, dict) or meta.get("type") != "class":
-        raise pickle.UnpicklingError(f"unsupported persistent object meta: type={meta.get('type')!r}")
+        kind = meta.get("type") if isinstance(meta, dict) else type(meta).__name__
+        raise pickle.UnpicklingError(f"unsupported persistent object meta: type={kind!r}")
     if meta.get("version") != PERSISTENCE_VERSION:
         raise pickle.UnpicklingError(f"unsupported torch_utils.persistence version {meta.get('version')!r}")
     return PersistentStub(str(meta["class_name"]), dict(meta["state"]))
@@ -255,14 +329,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def read_network_pkl(path: str | os.PathLike) -> dict:
     """Read an NVIDIA StyleGAN2-ADA ``network-snapshot-*.pkl`` safely: {'G', 'D', 'G_ema', ...} as stubs."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"network pickle not found: {path}")
-    with path.open("rb") as f:
+    path = existing(path, "network pickle")
+    with reading(path, "network pickle", PKL_ADVICE), path.open("rb") as f:
         data = RestrictedUnpickler(f).load()
     if not isinstance(data, dict) or "G_ema" not in data:
-        raise ValueError(f"{path}: not a StyleGAN2-ADA snapshot (expected a dict with 'G_ema'); "
-                         "TF-era pickles must be converted with NVlabs legacy.py first")
+        raise WeightsError(f"{path}: not a StyleGAN2-ADA snapshot (expected a dict with 'G_ema'); {PKL_ADVICE}")
     return data
 
 
@@ -284,10 +355,16 @@ def stub_state_dict(stub: PersistentStub, prefix: str = "") -> dict[str, torch.T
 def generator_config(init_kwargs: dict) -> dict[str, Any]:
     """Turn NVlabs ``Generator._init_kwargs`` into our ``stylegan2.Generator`` kwargs; reject what we lack."""
     kwargs = _plain(init_kwargs)
-    config = {k: kwargs.pop(k) for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")}
+    required = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
+    if not isinstance(kwargs, dict) or set(required) - set(kwargs):
+        missing = sorted(set(required) - set(kwargs)) if isinstance(kwargs, dict) else required
+        raise ValueError(f"its Generator init kwargs lack {', '.join(missing)}")
+    config = {k: kwargs.pop(k) for k in required}
     sections = {"mapping_kwargs": MAPPING_KWARGS, "synthesis_kwargs": SYNTHESIS_KWARGS}
     for section, allowed in sections.items():
-        given = dict(kwargs.pop(section, {}))
+        given = kwargs.pop(section, {})
+        if not isinstance(given, dict):
+            raise ValueError(f"{section} is a {type(given).__name__}, not a mapping")
         for key, value in FIXED_KWARGS.items():
             if key in given and list(np.atleast_1d(given.pop(key))) != list(np.atleast_1d(value)):
                 raise ValueError(f"{section}.{key}={value!r} is the only supported value")
@@ -302,14 +379,20 @@ def generator_config(init_kwargs: dict) -> dict[str, Any]:
 
 def load_stylegan2_pkl(path: str | os.PathLike, key: str = "G_ema") -> stylegan2.Generator:
     """Import ``key`` (default G_ema) of an official StyleGAN2-ADA ``.pkl`` into our Generator, strictly."""
-    stub = read_network_pkl(path)[key]
+    path = Path(path)
+    stub = read_network_pkl(path).get(key)
     if not isinstance(stub, PersistentStub) or stub.class_name != "Generator":
-        raise ValueError(f"{path}: {key} is not a persistent Generator")
-    if stub.state.get("_init_args"):
-        raise ValueError(f"{path}: positional init args are not supported: {stub.state['_init_args']!r}")
-    G = stylegan2.Generator(**generator_config(stub.state.get("_init_kwargs", {})))
-    G.load_state_dict(stub_state_dict(stub), strict=True)
-    return G.eval()
+        raise WeightsError(f"{path}: {key} is not a persistent Generator; {PKL_ADVICE}")
+    try:
+        if stub.state.get("_init_args"):
+            raise ValueError(f"positional init args are not supported: {stub.state['_init_args']!r}")
+        config = generator_config(stub.state.get("_init_kwargs", {}))
+        state = stub_state_dict(stub)
+    except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: its {key} is not a StyleGAN2 generator we can rebuild ({one_line(exc)}); "
+                           f"{PKL_ADVICE}") from exc
+    G = _build(path, "stylegan2.Generator", config)
+    return _load_state(path, G, state, PKL_ADVICE).eval()
 
 
 def _plain(value: Any) -> Any:
