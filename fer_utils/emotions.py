@@ -2,7 +2,7 @@
 
 Class indices 0-5 are what the CNN predicts (paper Table 1: Dense 6). Neutral and contempt are
 kept as labels (6, 7) so adapters never lose them, but experiments exclude them by default.
-Code tables follow ``shared/reference/datasets.md`` (each database's README or loader code).
+Code tables: docs/datasets.md (from each database's README or loader code).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every adapter on tiny copies of the real layouts (shared/reference/datasets.md), good and bad."""
+"""Every adapter on tiny copies of the real layouts (docs/datasets.md), good and bad."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils.config import load_config
+from fer_utils.config import DataError, load_config
 from fer_utils.datasets import (ADAPTERS, SkipReport, read_affectnet, read_ckplus, read_database, read_fer2013,
                                 read_ffhq, read_folder, read_mmi, read_oulu, read_rafd)
 from fer_utils.datasets.io import BadImage, FrameReader, read_image
@@ -57,13 +57,13 @@ def test_rafd_counts_bad_files(tmp_path, write_image):
 
 
 def test_rafd_missing_root_and_wrong_folder(tmp_path, write_image):
-    with pytest.raises(FileNotFoundError, match="data.rafd"):
+    with pytest.raises(DataError, match="data.rafd"):
         read_rafd(tmp_path / "nope")
     write_image(tmp_path / "other" / "face.jpg")
-    with pytest.raises(RuntimeError, match=r"expected Rafd\*\.jpg.*point data.rafd"):
+    with pytest.raises(DataError, match=r"expected Rafd\*\.jpg.*point data.rafd"):
         read_rafd(tmp_path / "other")
     make_rafd(tmp_path / "side", write_image, subjects=(1,), cameras=("045",))
-    with pytest.raises(RuntimeError, match="no usable samples"):
+    with pytest.raises(DataError, match="no usable samples"):
         read_rafd(tmp_path / "side")  # only a profile camera: an empty dataset is an error
 
 
@@ -94,12 +94,13 @@ def test_oulu_bad_folders_and_missing_lighting(tmp_path, write_image):
     write_image(root / "VL" / "Strong" / "extra" / "Anger" / "000.jpeg")
     (root / "VL" / "Strong" / "P001" / "Anger" / "009.jpeg").write_bytes(b"")
     report = SkipReport()
-    assert len(read_oulu(root, report=report)) == 17  # the empty last frame is counted, not replaced
-    assert report.counts == {"unknown expression folder 'Boredom'": 1, "folder not named P### (subject)": 1,
-                             "empty (zero-byte) file": 1}
-    with pytest.raises(RuntimeError, match="Dark"):
+    samples = read_oulu(root, report=report)  # the empty last frame is listed: reading replaces it (test_skips)
+    assert len(samples) == 18 and samples[2].path.endswith("Anger/009.jpeg")
+    assert report.counts == {"unknown expression folder 'Boredom'": 3,
+                             "folder not named P### (counted as a subject: 18 images)": 18}
+    with pytest.raises(DataError, match="Dark"):
         read_oulu(root, lightings=("Dark",))
-    with pytest.raises(RuntimeError, match="VL,NI"):
+    with pytest.raises(DataError, match="VL,NI"):
         read_oulu(tmp_path)
 
 
@@ -167,11 +168,9 @@ def test_mmi_counts_skipped_clips(tmp_path, write_image):
     report = SkipReport("mmi")
     samples = read_mmi(root, report=report)
     assert {(Path(s.path).name, s.label) for s in samples} == {("S001-001.avi", 1), ("S003-001.png", 5)}
-    assert report.counts["Emotion code 7 not a basic emotion (1-6)"] == 1
-    assert report.counts["no Emotion metatag"] == 1
-    assert report.counts["camera view 1 not kept"] == 1
-    assert report.counts["unparseable metadata XML"] == 2
-    with pytest.raises(RuntimeError, match="Sessions"):
+    assert report.counts == {"Emotion code 7 not a basic emotion (1-6)": 3, "no Emotion metatag": 3,  # video: 3 frames
+                             "camera view 1 not kept": 3, "unparseable metadata XML": 6}
+    with pytest.raises(DataError, match="Sessions"):
         read_mmi(tmp_path)
 
 
@@ -206,7 +205,7 @@ def test_ckplus_last_frames_of_labelled_sequences(tmp_path, write_image, images,
     samples = read_ckplus(root, frames=3, report=report)
     assert [Path(s.path).name for s in samples[:3]] == [f"S005_001_{k:08d}.png" for k in (9, 10, 11)]
     assert [s.label for s in samples] == [1, 1, 1, 5, 5, 5] and samples[-1].subject == "S010"
-    assert report.counts == {"unlabelled sequence (no emotion file)": 1}
+    assert report.counts == {"unlabelled sequence (no emotion file)": 3}  # counted in images: 3 frames
 
 
 def test_ckplus_bad_label_files(tmp_path, write_image):
@@ -218,12 +217,12 @@ def test_ckplus_bad_label_files(tmp_path, write_image):
     make_ck_sequence(root, write_image, 5, 5, 4, "   2.0000000e+00\n")
     report = SkipReport()
     assert len(read_ckplus(root, report=report)) == 3
-    assert report.counts == {"unparseable emotion file": 1, "unknown CK+ emotion code 9": 1,
+    assert report.counts == {"unparseable emotion file": 3, "unknown CK+ emotion code 9": 3,
                              "excluded class neutral": 3, "excluded class contemptuous": 3}
     assert "S005_002_00000004_emotion.txt" in report.examples["unparseable emotion file"][0]
     both = read_ckplus(root, include_neutral=True, include_contempt=True)
     assert {s.label for s in both} == {3, NEUTRAL, CONTEMPT}
-    with pytest.raises(RuntimeError, match="cohn-kanade-images"):
+    with pytest.raises(DataError, match="cohn-kanade-images"):
         read_ckplus(tmp_path)
 
 
@@ -259,7 +258,7 @@ def test_affectnet_csvs_at_root_and_missing_list(tmp_path, write_image):
     write_image(root / "Manually_Annotated_Images" / "1" / "a.jpg")
     (root / "training.csv").write_text(HEADER + "\n1/a.jpg,0,0,32,40,1;2,3,0,0\n")
     assert [s.label for s in read_affectnet(root, lists=("training",))] == [5]
-    with pytest.raises(RuntimeError, match="validation.csv"):
+    with pytest.raises(DataError, match="validation.csv"):
         read_affectnet(root)
 
 
@@ -271,7 +270,7 @@ def test_ffhq_unlabelled_tree(tmp_path, write_image):
     (root / "thumbnails128x128" / "LICENSE.txt").write_text("cc")
     samples = read_ffhq(root)
     assert [(s.subject, s.label) for s in samples] == [("00000", None), ("00001", None), ("00002", None)]
-    with pytest.raises(RuntimeError, match="thumbnails128x128"):
+    with pytest.raises(DataError, match="thumbnails128x128"):
         read_ffhq(tmp_path)
 
 
@@ -305,7 +304,7 @@ def test_folder_layouts_with_and_without_splits(tmp_path, write_image):
     samples = read_folder(split, database="generated")
     assert sorted((s.extra["split"], s.label, s.database) for s in samples) == [
         ("test", 4, "generated"), ("train", 4, "generated")]
-    with pytest.raises(RuntimeError, match="class folders"):
+    with pytest.raises(DataError, match="class folders"):
         read_folder(tmp_path / "flat" / "angry" / "id001")
 
 

@@ -1,4 +1,4 @@
-"""One adapter per on-disk layout; all yield the same ``Sample`` records (DESIGN: datasets/).
+"""One adapter per on-disk layout; all yield the same ``Sample`` records (layouts: docs/datasets.md).
 
 ``read_database(name, root, cfg, report)`` picks the adapter and passes the preprocess
 choices (cameras, modalities, frames per sequence) from the config.

@@ -2,7 +2,7 @@
 ``Manually_Annotated_file_lists/{training,validation}.csv`` with a face box per row.
 
 Codes 8/9/10 (None, Uncertain, No-Face) are not expressions and are counted as skipped
-(datasets.md §5). Every image is a different person, so the subject is the file name.
+(docs/datasets.md). Every image is a different person, so the subject is the file name.
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def _row_sample(row: dict[str, str], images: Path, where: str, split: str, repor
 
 
 def _float(text: str | None) -> float | None:
-    """Valence/arousal value; -2 marks a missing one (datasets.md §5)."""
+    """Valence/arousal value; -2 marks a missing one (docs/datasets.md)."""
     try:
         value = float(text) if text is not None else None
     except ValueError:

@@ -1,7 +1,9 @@
 """What every adapter yields (``Sample``) and how it accounts for what it leaves out (``SkipReport``).
 
-DESIGN: bad input never passes silently, so each adapter either raises an error naming the file
-or records a counted skip with a reason and a few example paths.
+Bad input never passes silently: each adapter either raises ``DataError`` naming the file and the
+setting, or records a counted skip with a reason and a few example paths. Skips are counted in
+images, the unit of the dataset: a left-out sequence counts the frames the protocol would have taken
+from it. Layouts and skip reasons: docs/datasets.md.
 """
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import DataError
 from ..emotions import CONTEMPT, NEUTRAL, label_name
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"})
 # Files that ship beside the data (READMEs, licences, the world's manifest): not samples, not skips.
 METADATA_SUFFIXES = frozenset({".json", ".txt", ".md", ".pdf", ".csv", ".xml", ".html", ".db", ".ini"})
+EMPTY_FILE = "empty (zero-byte) file"
+NOT_AN_IMAGE = "not an image file"
 
 
 @dataclass(frozen=True)
@@ -81,16 +86,16 @@ def check_root(root: str | Path, database: str, what: str) -> Path:
     """Return ``root`` as a folder, or raise saying what was expected and which key to set."""
     path = Path(root)
     if not path.is_dir():
-        raise FileNotFoundError(f"{database}: folder not found: {path}; expected {what}. "
-                                f"Point data.{database} at your {database} copy, or run "
-                                "`python -m fer_utils world --preset quick` for the embedded world")
+        raise DataError(f"{database}: folder not found: {path}; expected {what}. "
+                        f"Point data.{database} at your {database} copy, or run "
+                        "`python -m fer_utils world --preset quick` for the embedded world")
     return path
 
 
-def missing_layout(database: str, root: Path, what: str) -> RuntimeError:
+def missing_layout(database: str, root: Path, what: str) -> DataError:
     """The error for a folder that exists but does not hold the database's layout."""
-    return RuntimeError(f"{database}: expected {what} in {root}; point data.{database} at your "
-                        f"{database} folder (see shared/reference/datasets.md for the layout)")
+    return DataError(f"{database}: expected {what} in {root}; point data.{database} at your "
+                     f"{database} folder (see docs/datasets.md for the layout)")
 
 
 def keep_label(label: int, include_neutral: bool, include_contempt: bool, report: SkipReport,
@@ -102,16 +107,21 @@ def keep_label(label: int, include_neutral: bool, include_contempt: bool, report
     return True
 
 
-def usable_file(path: Path, report: SkipReport, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> bool:
-    """False (and a counted skip) for an empty file or a non-image; metadata files are ignored."""
-    suffix = path.suffix.lower()
-    if path.name.startswith(".") or suffix in METADATA_SUFFIXES or path.name.upper().startswith("LICENSE"):
+def beside_the_data(name: str) -> bool:
+    """Whether a file is one that ships with the data (hidden, metadata, licence): neither a sample nor a skip."""
+    suffix = os.path.splitext(name)[1].lower()
+    return name.startswith(".") or suffix in METADATA_SUFFIXES or name.upper().startswith("LICENSE")
+
+
+def usable_file(path: Path, report: SkipReport, suffixes: frozenset[str] = IMAGE_SUFFIXES, n: int = 1) -> bool:
+    """False (and ``n`` images skipped) for an empty file or a non-image; metadata files are ignored."""
+    if beside_the_data(path.name):
         return False
-    if suffix not in suffixes:
-        report.skip("not an image file", path)
+    if path.suffix.lower() not in suffixes:
+        report.skip(NOT_AN_IMAGE, path, n)
         return False
     if path.stat().st_size == 0:
-        report.skip("empty (zero-byte) file", path)
+        report.skip(EMPTY_FILE, path, n)
         return False
     return True
 
@@ -120,19 +130,31 @@ def frame_names(folder: Path, report: SkipReport) -> list[str]:
     """Image file names of a sequence folder in temporal (numeric-aware) order, without a stat each."""
     names = []
     for entry in os.scandir(folder):
-        suffix = os.path.splitext(entry.name)[1].lower()
-        if not entry.is_file() or entry.name.startswith(".") or suffix in METADATA_SUFFIXES:
+        if not entry.is_file() or beside_the_data(entry.name):
             continue
-        if suffix in IMAGE_SUFFIXES:
+        if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
             names.append(entry.name)
         else:
-            report.skip("not an image file", entry.path)
+            report.skip(NOT_AN_IMAGE, entry.path)
     return sorted(names, key=lambda n: (len(n), n))
+
+
+def last_frames(paths: list[Path], frames: int, report: SkipReport, sequence: Path) -> list[tuple[Path, list[str]]]:
+    """The last ``frames`` frames, each with the earlier frames (nearest first) that stand in if it is unreadable.
+
+    A sequence shorter than ``frames`` is used whole and the frames it lacks are counted, so every
+    sequence gives the protocol's N images or says why not.
+    """
+    if len(paths) < frames:
+        report.skip(f"sequence shorter than {frames} frames (counts the frames it lacks)", sequence,
+                    frames - len(paths))
+    start = max(0, len(paths) - frames)
+    return [(path, [str(p) for p in reversed(paths[:start + k])]) for k, path in enumerate(paths[start:])]
 
 
 def require_samples(samples: list[Sample], database: str, root: Path, report: SkipReport) -> list[Sample]:
     """Raise when filtering left nothing, so an empty dataset never reaches training."""
     if not samples:
-        raise RuntimeError(f"{database}: no usable samples in {root} ({report.summary()}); "
-                           "check the layout and the preprocess filters (cameras, modalities, lightings)")
+        raise DataError(f"{database}: no usable samples in {root} ({report.summary()}); "
+                        "check the layout and the preprocess filters (cameras, modalities, lightings)")
     return samples

@@ -1,14 +1,16 @@
 """CK+: ``cohn-kanade-images/S###/###/S###_###_########.png`` + ``Emotion/S###/###/*_emotion.txt``.
 
-Only the peak frame of 327 of the 593 sequences has an emotion file (datasets.md §4); the last
-``frames`` frames up to that peak are kept, the usual 3 per labelled sequence.
+Only the peak frame of 327 of the 593 sequences has an emotion file (docs/datasets.md); the last
+``frames`` frames up to that peak are kept, the usual 3 per labelled sequence. An emotion file
+whose image folder is missing is counted as the frames it would give.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..emotions import CKPLUS_CODES
-from .base import Sample, SkipReport, check_root, keep_label, missing_layout, require_samples, frame_names, usable_file
+from .base import (Sample, SkipReport, check_root, frame_names, keep_label, last_frames, missing_layout,
+                   require_samples)
 
 WHAT = "cohn-kanade-images/S###/###/*.png and Emotion/S###/###/*_emotion.txt"
 IMAGE_DIRS = ("cohn-kanade-images", "extended-cohn-kanade-images",
@@ -44,42 +46,47 @@ def read_ckplus(root: str | Path, frames: int = 3, include_neutral: bool = False
         root: folder holding ``cohn-kanade-images/`` and ``Emotion/`` (or their variants).
         frames: frames kept, ending at the labelled peak frame.
         include_neutral, include_contempt: keep codes 0 / 2 (counted as excluded otherwise).
-        report: collects unlabelled sequences and bad label files by reason.
+        report: collects unlabelled sequences and bad label files by reason, counted in images.
     """
     root = check_root(root, "ckplus", WHAT)
     report = report if report is not None else SkipReport("ckplus")
     images, labels = _first_dir(root, IMAGE_DIRS), _first_dir(root, LABEL_DIRS)
+    label_files = {f.parent.relative_to(labels): f for f in sorted(labels.glob("S*/*/*_emotion.txt"))}
     samples = []
     for seq in sorted(p for p in images.glob("S*/*") if p.is_dir()):
-        files = frame_names(seq, report)
-        label_files = sorted((labels / seq.parent.name / seq.name).glob("*_emotion.txt"))
-        if not label_files:
-            report.skip("unlabelled sequence (no emotion file)", seq)
-        elif not files:
-            report.skip("labelled sequence without images", seq)
+        label_file = label_files.pop(seq.relative_to(images), None)
+        if label_file is None:
+            report.skip("unlabelled sequence (no emotion file)", seq, frames)
         else:
-            files = [seq / n for n in files]
-            samples += _sequence(files, label_files[-1], frames, include_neutral, include_contempt, report)
+            samples += _sequence(seq, label_file, frames, include_neutral, include_contempt, report)
+    for label_file in label_files.values():
+        report.skip(f"missing image folder of a labelled sequence (counted as the {frames} frames it would give)",
+                    images / label_file.parent.relative_to(labels), frames)
     return require_samples(samples, "ckplus", root, report)
 
 
-def _sequence(files: list[Path], label_file: Path, frames: int, include_neutral: bool, include_contempt: bool,
-              report: SkipReport) -> list[Sample]:
-    """Samples of one labelled sequence: the frames ending at the peak the label file names."""
+def _label(label_file: Path, frames: int, report: SkipReport) -> int | None:
+    """The class index an emotion file gives, or None after counting the sequence's frames as skipped."""
     try:
         code = read_code(label_file)
     except (ValueError, OSError) as exc:
-        report.skip("unparseable emotion file", str(exc))
-        return []
+        report.skip("unparseable emotion file", str(exc), frames)
+        return None
     if code not in CKPLUS_CODES:
-        report.skip(f"unknown CK+ emotion code {code}", label_file)
+        report.skip(f"unknown CK+ emotion code {code}", label_file, frames)
+        return None
+    return CKPLUS_CODES[code]
+
+
+def _sequence(seq: Path, label_file: Path, frames: int, include_neutral: bool, include_contempt: bool,
+              report: SkipReport) -> list[Sample]:
+    """Samples of one labelled sequence: the frames ending at the peak the label file names."""
+    label = _label(label_file, frames, report)
+    if label is None or not keep_label(label, include_neutral, include_contempt, report, label_file, n=frames):
         return []
-    label = CKPLUS_CODES[code]
     peak = label_file.name.removesuffix("_emotion.txt")
+    files = [seq / n for n in frame_names(seq, report)]
     upto = [p for p in files if (len(p.stem), p.stem) <= (len(peak), peak)] or files
-    chosen = [p for p in upto[-frames:] if usable_file(p, report)]
-    if not keep_label(label, include_neutral, include_contempt, report, label_file, n=len(chosen)):
-        return []
-    subject = label_file.parent.parent.name
-    return [Sample(str(p), "ckplus", subject, label, extra={"sequence": f"{subject}/{label_file.parent.name}"})
-            for p in chosen]
+    extra = {"sequence": f"{seq.parent.name}/{seq.name}"}
+    return [Sample(str(p), "ckplus", seq.parent.name, label, extra={**extra, "earlier": earlier})
+            for p, earlier in last_frames(upto, frames, report, seq)]

@@ -1,7 +1,7 @@
 """FER2013: one ``fer2013.csv`` (``emotion,pixels,Usage``), a 48x48 gray face per row.
 
 There are no subject ids, so each row is its own subject; ``Usage`` (Training, PublicTest,
-PrivateTest) is kept in ``extra["split"]`` (datasets.md §6).
+PrivateTest) is kept in ``extra["split"]`` (docs/datasets.md).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from ..emotions import FER2013_CODES
 from .base import Sample, SkipReport, check_root, keep_label, missing_layout, require_samples
 
-WHAT = "fer2013.csv (columns emotion, pixels, Usage)"
+WHAT = "fer2013.csv (columns emotion, pixels, Usage), or the folder holding it"
 SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 

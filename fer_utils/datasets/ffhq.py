@@ -1,6 +1,6 @@
 """FFHQ: ``thumbnails128x128/00000/00000.png`` (or ``images1024x1024/``, ``images/``), unlabelled.
 
-Each image is a different person, so the subject is the image number (datasets.md §7).
+Each image is a different person, so the subject is the image number (docs/datasets.md).
 """
 from __future__ import annotations
 

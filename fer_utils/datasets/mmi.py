@@ -2,8 +2,9 @@
 ``session.xml`` (camera view) and optional ``S###-###-oao_aucs.xml`` onset/apex/offset markers.
 
 Labels come from ``<Metatag Name="Emotion" Value="1..6"/>``; loaders keep views 0 and 2 and skip
-values >= 7 (datasets.md §3). From a video, ``frames`` frames are taken from the apex marker on,
+values >= 7 (docs/datasets.md). From a video, ``frames`` frames are taken from the apex marker on,
 or, without markers, spread over the middle third of the clip (the expression's apex phase).
+A skipped video counts as those ``frames`` images, a skipped still image as one.
 """
 from __future__ import annotations
 
@@ -104,35 +105,37 @@ def _session(session: Path, frames: int, views: frozenset[str], report: SkipRepo
     samples = []
     media = sorted(p for p in session.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
     if not media:
-        report.skip("session without video or images", session)
+        report.skip(f"session without its video or images (counted as the {frames} frames it would give)",
+                    session, frames)
     for path in media:
+        n = 1 if path.suffix.lower() in IMAGE_SUFFIXES else frames  # images the clip gives
         try:
-            label = _clip_label(session, path, views, report)
-            if label is not None and usable_file(path, report, VIDEO_SUFFIXES | IMAGE_SUFFIXES):
+            label = _clip_label(session, path, views, report, n)
+            if label is not None and usable_file(path, report, VIDEO_SUFFIXES | IMAGE_SUFFIXES, n):
                 samples += _clip_samples(path, label, frames, report)
         except BadLabelFile as exc:
-            report.skip("unparseable metadata XML", str(exc))
+            report.skip("unparseable metadata XML", str(exc), n)
     return samples
 
 
-def _clip_label(session: Path, path: Path, views: frozenset[str], report: SkipReport) -> int | None:
-    """The clip's class index, or None after recording why it is skipped."""
+def _clip_label(session: Path, path: Path, views: frozenset[str], report: SkipReport, n: int) -> int | None:
+    """The clip's class index, or None after counting its ``n`` images as skipped and why."""
     meta = session / f"{path.stem}.xml"
     if not meta.is_file():
-        report.skip("no S###-###.xml metadata beside the clip", path)
+        report.skip("no S###-###.xml metadata beside the clip", path, n)
         return None
     if not (session / "session.xml").is_file():
-        report.skip("no session.xml (camera view unknown)", path)
+        report.skip("no session.xml (camera view unknown)", path, n)
         return None
     view = session_view(session, path.stem)
     if view not in views:
-        report.skip(f"camera view {view} not kept", path)
+        report.skip(f"camera view {view} not kept", path, n)
         return None
     code = emotion_code(meta)
     if code is None:
-        report.skip("no Emotion metatag", meta)
+        report.skip("no Emotion metatag", meta, n)
     elif code not in MMI_CODES:
-        report.skip(f"Emotion code {code} not a basic emotion (1-6)", meta)
+        report.skip(f"Emotion code {code} not a basic emotion (1-6)", meta, n)
     return MMI_CODES.get(code) if code is not None else None
 
 
@@ -143,7 +146,7 @@ def _clip_samples(path: Path, label: int, frames: int, report: SkipReport) -> li
         return [Sample(str(path), "mmi", subject, label)]
     n = video_length(path)
     if n <= 0:
-        report.skip("video OpenCV cannot open", path)
+        report.skip("video OpenCV cannot open", path, frames)
         return []
     aucs = path.with_name(f"{path.stem}-oao_aucs.xml")
     apex = apex_start(aucs) if aucs.is_file() else None

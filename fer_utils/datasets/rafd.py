@@ -1,6 +1,6 @@
 """RaFD: one flat folder of ``Rafd{angle}_{id}_{ethnicity}_{gender}_{emotion}_{gaze}.jpg``.
 
-Labels live only in the file names (datasets.md §1); ``090`` is the frontal camera.
+Labels live only in the file names (docs/datasets.md); ``090`` is the frontal camera.
 """
 from __future__ import annotations
 
