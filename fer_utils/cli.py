@@ -31,30 +31,51 @@ def _cmd_world(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(cfg: Config, args: argparse.Namespace) -> int:
+    from .inputs import check_inputs, check_table, configured_databases
+
+    checks, problems = check_inputs(cfg, configured_databases(cfg), weights=True)
+    print(f"settings: {args.preset} read, every key known and within its range")
+    print(check_table(checks))
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{len(problems)} problem(s); nothing was written", file=sys.stderr if problems else sys.stdout)
+    return 2 if problems else 0
+
+
 def _cmd_preprocess(cfg: Config, args: argparse.Namespace) -> int:
+    from .inputs import prepare_inputs
     from .preprocess import preprocess_all
 
+    prepare_inputs(cfg)
     preprocess_all(cfg)
     return 0
 
 
 def _cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
     from .calibrate import calibrate, calibration_table
+    from .inputs import prepare_inputs
 
+    prepare_inputs(cfg)
     print(calibration_table(calibrate(cfg)))
     return 0
 
 
 def _cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     from .experiments import run_experiment
+    from .sweep import prepare_inputs
 
+    prepare_inputs(cfg, [(args.experiment, args.ratio)])  # the world and the units this ratio trains on
     run_experiment(cfg, args.experiment, ratio=args.ratio, seed=args.seed)
     return 0
 
 
 def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
-    from .gan.shipped import SHIPPED, ship
+    from .gan.shipped import DATABASES, SHIPPED, ship
     from .gan.train import train_gan
+    from .inputs import prepare_inputs
+
+    prepare_inputs(cfg, [DATABASES[args.model]])
 
     init = None if args.init is None else SHIPPED[args.model] if args.init == "shipped" else Path(args.init)
     path = train_gan(cfg, args.model, resume=not args.restart, init=init)
@@ -111,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: the data.* paths of the preset)")
     p.add_argument("--only", help="comma-separated subset: rafd,oulu,mmi,ckplus,affectnet,ffhq")
     p.set_defaults(func=_cmd_world)
+
+    p = sub.add_parser("check", parents=[common],
+                       help="check every setting, database and weights file, writing nothing (start here with your data)")
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("preprocess", parents=[common],
                        help="detect, crop, gray and resize every database into the cache")

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
 PRESETS = ("quick", "default", "paper")
 PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
+PROJECT_DATA = ROOT / "data"  # the embedded world is written only under PROJECT_DATA/<preset>/world/
+WORLD_MANIFEST = "WORLD_MANIFEST.json"  # written last by fer_utils.facegen: marks a complete world database
+WORLD_INCOMPLETE = ".world_incomplete"  # marks a world database fer_utils.facegen began and may rewrite
+WORLD_DATABASES = ("rafd", "oulu", "mmi", "ckplus", "affectnet", "ffhq")  # what the embedded world can stand in for
 
 
 class InputError(ValueError):
@@ -42,8 +46,68 @@ class WeightsError(InputError):
 
 
 @dataclass(frozen=True)
-class WorldConfig:
+class Rule:
+    """What values a setting accepts: a range (bounds open or closed) or a set of choices; applies to list items."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple[str, ...] = ()
+    nonempty: bool = False  # a list setting must name at least one item
+
+    def accepts(self, value: Any) -> bool:
+        """Whether one (scalar) value satisfies the rule."""
+        if self.choices:
+            return value in self.choices
+        return not ((self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo))
+                    or (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi)))
+
+    def __str__(self) -> str:
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        if self.lo is not None and self.hi is not None:
+            return f"within {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+
+
+AT_LEAST_1 = Rule(1)
+NON_NEGATIVE = Rule(0)
+POSITIVE = Rule(0, lo_open=True)
+FRACTION = Rule(0, 1, lo_open=True, hi_open=True)
+
+
+class Checked:
+    """Mixin: validate a section's fields against its ``RULES`` when it is made, naming ``SECTION.key``."""
+
+    SECTION: ClassVar[str] = ""
+    RULES: ClassVar[dict[str, Rule]] = {}
+
+    def __post_init__(self) -> None:
+        """Reject an out-of-range or unknown-choice value when the preset is read, not an hour into a run."""
+        for name, rule in self.RULES.items():
+            value = getattr(self, name)
+            key = f"{self.SECTION}.{name}" if self.SECTION else name
+            if isinstance(value, list):
+                if rule.nonempty and not value:
+                    raise ConfigError(f"{key} must name at least one value ({rule})")
+                bad = [v for v in value if not rule.accepts(v)]
+            else:
+                bad = [] if rule.accepts(value) else [value]
+            if bad:
+                raise ConfigError(f"{key} must be {rule}, got {bad[0]!r}")
+
+
+@dataclass(frozen=True)
+class WorldConfig(Checked):
     """Sizes of the embedded face world (``fer_utils.facegen``), one subject pool per database."""
+
+    SECTION = "world"
+    RULES = {"seed": NON_NEGATIVE, "image_size": Rule(32), "rafd_subjects": AT_LEAST_1, "oulu_subjects": AT_LEAST_1,
+             "mmi_subjects": AT_LEAST_1, "ckplus_subjects": AT_LEAST_1, "affectnet_images": AT_LEAST_1,
+             "ffhq_images": AT_LEAST_1}
 
     seed: int = 0
     image_size: int = 128  # rendered side in pixels, before the database's own framing
@@ -57,21 +121,32 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where each database lives on disk; relative paths are taken from the project root."""
+    """Where each database lives on disk; relative paths are taken from the project root.
 
-    rafd: str = "data/world/rafd"
-    oulu: str = "data/world/oulu"
-    mmi: str = "data/world/mmi"
-    ckplus: str = "data/world/ckplus"
-    affectnet: str = "data/world/affectnet"
-    ffhq: str = "data/world/ffhq"
-    generated: str = "data/generated"
-    cache: str = "data/cache"
+    A path ``data/<preset>/world/<database>`` inside the project is the embedded world's, written
+    when missing; any other path is your copy, and a missing or empty one is an error.
+    """
+
+    rafd: str = "data/default/world/rafd"
+    oulu: str = "data/default/world/oulu"
+    mmi: str = "data/default/world/mmi"
+    ckplus: str = "data/default/world/ckplus"
+    affectnet: str = "data/default/world/affectnet"
+    ffhq: str = "data/default/world/ffhq"
+    fer2013: str = ""  # optional, not used by the paper's experiments: fer2013.csv or the folder holding it
+    generated: str = "data/default/generated"
+    cache: str = "data/default/cache"
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
+class PreprocessConfig(Checked):
     """Face crop, gray, resize (paper §3.2) and which frames of a sequence to keep."""
+
+    SECTION = "preprocess"
+    RULES = {"image_size": Rule(8), "margin": Rule(0, 1, hi_open=True), "sequence_frames": AT_LEAST_1,
+             "workers": NON_NEGATIVE, "rafd_cameras": Rule(choices=("000", "045", "090", "135", "180"), nonempty=True),
+             "oulu_modalities": Rule(choices=("VL", "NI"), nonempty=True),
+             "oulu_lightings": Rule(choices=("Strong", "Weak", "Dark"), nonempty=True)}
 
     image_size: int = 64
     margin: float = 0.2  # extra border around the detected face box, as a fraction of its side
@@ -83,8 +158,12 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Checked):
     """Subject-independent split of the real subjects (paper §4.1: 109/10/25 of 144)."""
+
+    SECTION = "split"
+    RULES = {"train_subjects": AT_LEAST_1, "val_subjects": AT_LEAST_1, "test_subjects": AT_LEAST_1,
+             "seed": NON_NEGATIVE}
 
     train_subjects: int = 109
     val_subjects: int = 10
@@ -93,8 +172,12 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     """The authors' Keras recipe: Adam 1e-4 (decay 1e-6), batch 64, 50 epochs, patience 5."""
+
+    SECTION = "train"
+    RULES = {"epochs": AT_LEAST_1, "batch_size": AT_LEAST_1, "lr": POSITIVE, "lr_decay": NON_NEGATIVE,
+             "patience": AT_LEAST_1, "seed": NON_NEGATIVE, "precision": Rule(choices=PRECISIONS)}
 
     epochs: int = 50
     batch_size: int = 64
@@ -104,15 +187,20 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto = bf16 autocast where the device has bf16 units (GPU, AVX512-BF16), else fp32
 
-    def __post_init__(self) -> None:
-        """Reject an unknown precision when the preset is read, not when training starts."""
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-
 
 @dataclass(frozen=True)
-class GanConfig:
+class GanConfig(Checked):
     """GAN training (StarGAN: paper §3.1 / yunjey ``main.py`` names; StyleGAN2: NVlabs ``train.py`` names)."""
+
+    SECTION = "gan"
+    RULES = {"resolution": Rule(8), "stargan_iters": AT_LEAST_1, "stargan_batch_size": AT_LEAST_1,
+             "stargan_g_conv_dim": AT_LEAST_1, "stargan_d_conv_dim": AT_LEAST_1, "stargan_g_repeat_num": NON_NEGATIVE,
+             "stargan_d_repeat_num": AT_LEAST_1, "stargan_model_save_step": AT_LEAST_1, "n_critic": AT_LEAST_1,
+             "lambda_cls": NON_NEGATIVE, "lambda_rec": NON_NEGATIVE, "lambda_gp": NON_NEGATIVE,
+             "stylegan2_kimg": POSITIVE, "stylegan2_batch_size": AT_LEAST_1, "stylegan2_z_dim": AT_LEAST_1,
+             "stylegan2_w_dim": AT_LEAST_1, "stylegan2_mapping_layers": AT_LEAST_1,
+             "stylegan2_channel_base": AT_LEAST_1, "stylegan2_channel_max": AT_LEAST_1,
+             "stylegan2_snapshot_kimg": POSITIVE, "r1_gamma": NON_NEGATIVE, "seed": NON_NEGATIVE}
 
     resolution: int = 64  # both GANs; the generated faces are cropped to preprocess.image_size later
     stargan_iters: int = 200000  # learning rates decay linearly over the second half (yunjey: 100k of 200k)
@@ -140,8 +228,13 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(Checked):
     """Generated database (paper §3.1): units of 144 identities, each with six expressions."""
+
+    SECTION = "generate"
+    RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
+             "seed": NON_NEGATIVE, "identity_people": AT_LEAST_1, "quality_identities": AT_LEAST_1,
+             "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE}
 
     units: int = 1
     truncation_psi: float = 0.7
@@ -157,16 +250,22 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(Checked):
     """Experiment 3 (Table 2, Fig 8): real + k units of generated faces, several seeds."""
+
+    SECTION = "sweep"
+    RULES = {"ratios": AT_LEAST_1, "seeds": AT_LEAST_1}  # ratio 0 (real only) is its own run in every sweep
 
     ratios: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 10, 15, 20])
     seeds: int = 5
 
 
 @dataclass(frozen=True)
-class SotaConfig:
+class SotaConfig(Checked):
     """§4.4 / Table 3: VGG16 (134 M parameters) trained with the CNN's recipe but its own epoch cap."""
+
+    SECTION = "sota"
+    RULES = {"vgg_epochs": AT_LEAST_1}
 
     vgg_epochs: int = 50
     vgg_with_generated: bool = True  # also VGG16 on real + best-k generated faces (the paper's future work)
@@ -248,14 +347,35 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
+def is_world_path(cfg: Config, database: str) -> bool:
+    """Whether ``data.<database>`` names the embedded world's folder: ``data/<preset>/world/<database>`` here.
+
+    Only such a path may be written by the world; any other is the user's, never filled with other data.
+    """
+    path = cfg.path(getattr(cfg.data, database)).resolve()
+    return (database in WORLD_DATABASES and path.name == database and path.parent.name == "world"
+            and path.parent.parent.parent == PROJECT_DATA.resolve())
+
+
+def data_source(cfg: Config, database: str) -> str:
+    """``embedded world`` where the world's manifest marks the folder (written by ``fer_utils.facegen``, wherever
+    it lies), ``generated faces`` for ``data.generated``, else ``your files``."""
+    if database == "generated":
+        return "generated faces (data.generated)"
+    path = cfg.path(getattr(cfg.data, database))
+    return "embedded world" if (path / WORLD_MANIFEST).is_file() else "your files"
+
+
 def require_path(cfg: Config, key: str, hint: str = "") -> Path:
-    """Return the existing path configured at dotted ``key``, or raise naming key and path."""
+    """Return the existing path configured at dotted ``key``, or raise ``DataError`` naming key and path."""
     section, _, name = key.partition(".")
     value = getattr(getattr(cfg, section), name) if name else getattr(cfg, section)
+    advice = f" ({hint})" if hint else ""
+    if not value:
+        raise DataError(f"{key} is not set{advice}")
     path = cfg.path(value)
     if not path.exists():
-        advice = f" ({hint})" if hint else ""
-        raise ConfigError(f"{key}: path does not exist: {path}{advice}")
+        raise DataError(f"{key}: path does not exist: {path}{advice}")
     return path
 
 
@@ -288,7 +408,10 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
             kwargs[name] = _build(kind, value, f"{prefix}{name}.", source)
         else:
             kwargs[name] = _check_type(value, kind, prefix + name, source)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a range rule: say which file set the value
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _check_type(value: Any, kind: Any, key: str, source: str) -> Any:

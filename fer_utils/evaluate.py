@@ -88,12 +88,13 @@ def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, names: tuple[str, .
 
 def save_run(results_dir: str | os.PathLike, experiment: str, run_name: str, params: dict[str, Any], seed: int,
              data_hash: str, metrics: dict[str, Any], history: dict[str, list[float]] | None = None,
-             fit: dict[str, Any] | None = None) -> Path:
+             fit: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> Path:
     """Write ``results/<experiment>/<run>.json`` atomically with params, seed, data hash, versions.
 
-    ``fit`` holds how training went (best and stopped epoch, seconds, images/s).
+    ``fit`` holds how training went (best and stopped epoch, seconds, images/s); ``data`` where each
+    database's faces came from (embedded world or your files, path, file count, content hash).
     """
     payload = {"experiment": experiment, "run": run_name, "seed": seed, "data_hash": data_hash,
-               "params": params, "metrics": metrics, "history": history or {}, "fit": fit or {},
-               "versions": versions()}
+               "params": params, "data": data or {}, "metrics": metrics, "history": history or {},
+               "fit": fit or {}, "versions": versions()}
     return write_json(Path(results_dir) / experiment / f"{run_name}.json", payload)

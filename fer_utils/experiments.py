@@ -9,7 +9,6 @@ hash, versions, metrics, history) and ``<run>.safetensors`` (its best weights), 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +18,16 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import Config, ConfigError, TrainConfig, require_path
+from .config import Config, ConfigError, DataError, TrainConfig, WeightsError, require_path
 from .evaluate import evaluate, save_run
 from .models import build_model
-from .preprocess import SPLITS, FaceSet, load_database, real_splits
-from .runtime import atomic_path, kept_record, resolve_device, resolve_precision
-from .train import ArraySplit, fit, predict
+from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
+from .runtime import atomic_path, data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
+from .train import VMAP_DEVICES, ArraySplit, fit, predict
 
 EXPERIMENTS = ("real", "synth", "mix", "vgg")
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
+GENERATION_KEYS = ("stylegan2_weights", "stargan_weights", "truncation_psi", "seed")  # not units: ratio says how many
 UNIT_PATTERN = re.compile(r"^generated:u(\d+)_")  # subject folders written by fer_utils.gan.generate
 
 
@@ -64,8 +64,9 @@ def generated_splits(cfg: Config, units: int) -> dict[str, FaceSet]:
     unit = unit_of(faces.subjects)
     have = int(unit.max()) + 1
     if units > have:
-        raise ConfigError(f"ratio {units} needs {units} generated units but {root} holds {have}; "
-                          f"raise generate.units and run the generation again")
+        raise DataError(f"ratio {units} needs {units} generated units but {root} holds {have}; "
+                          f"run `python -m fer_utils train mix --ratio {units}` or notebook 05, which generate "
+                          "the missing units")
     split = np.array([row["split"] for row in faces.manifest])
     return {name: faces.select((unit < units) & (split == name), split=name) for name in SPLITS}
 
@@ -103,16 +104,6 @@ def run_name(experiment: str, ratio: int, seed: int) -> str:
     return f"{experiment}{ratio_part}-seed{seed}"
 
 
-def data_hash(splits: dict[str, FaceSet | ArraySplit]) -> str:
-    """Hash of every split's faces and labels: two runs with the same hash saw the same data."""
-    h = hashlib.sha256()
-    for name in sorted(splits):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(splits[name].images).tobytes())
-        h.update(splits[name].labels.astype(np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------- weights
 def save_model(model: nn.Module, model_name: str, path: Path) -> Path:
     """Write a trained classifier's weights as safetensors (atomic), tagged with its registry name."""
@@ -123,15 +114,19 @@ def save_model(model: nn.Module, model_name: str, path: Path) -> Path:
 
 
 def load_model(path: Path) -> nn.Module:
-    """Rebuild a classifier written by ``save_model`` (eval mode, CPU)."""
+    """Rebuild a classifier written by ``save_model`` (eval mode, CPU); ``WeightsError`` naming the file if it can't."""
     from safetensors import safe_open
 
-    with safe_open(str(path), "pt") as f:
-        name = (f.metadata() or {}).get("model")
-    if name is None:
-        raise ValueError(f"{path}: no 'model' entry in the safetensors metadata; not written by save_model")
-    model = build_model(name)
-    model.load_state_dict(load_file(str(path)))
+    try:
+        with safe_open(str(path), "pt") as f:
+            name = (f.metadata() or {}).get("model")
+        if name is None:
+            raise ValueError("no 'model' entry in the safetensors metadata; not written by save_model")
+        model = build_model(name)
+        model.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage, another model's weights
+        raise WeightsError(f"{path}: cannot load these weights ({type(exc).__name__}: {exc}); delete the run's "
+                           ".json and .safetensors and run it again (sweep or the notebook)") from None
     return model.eval()
 
 
@@ -158,8 +153,8 @@ def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
               "preset": cfg.preset, "train": dataclasses.asdict(recipe(cfg, experiment)),
               "split": dataclasses.asdict(cfg.split),
               "preprocess": dataclasses.asdict(cfg.preprocess)}
-    if experiment == "synth" or ratio:
-        params["generate"] = dataclasses.asdict(cfg.generate)
+    if experiment == "synth" or ratio:  # what made the generated faces (the data hash pins the faces themselves)
+        params["generate"] = {key: getattr(cfg.generate, key) for key in GENERATION_KEYS}
     params["train"].pop("seed")
     params["train"]["precision"] = resolve_precision(cfg.train.precision, resolve_device(cfg.device))  # what runs
     return params
@@ -195,21 +190,27 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
     paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
     done = {s: finished_run(paths[s], params, hash_) for s in seeds}
     todo = tuple(s for s in seeds if done[s] is None)
-    if todo:
-        tests = splits | cross_database_sets(cfg)
-        checkpoint = folder / f".{run_name(experiment, ratio, todo[0])}-x{len(todo)}.train.pt"
-        fits = fit(params["model"], ArraySplit(splits["train"].images, splits["train"].labels),
-                   ArraySplit(splits["val"].images, splits["val"].labels), recipe(cfg, experiment), cfg.device, todo,
-                   checkpoint=checkpoint, progress=progress)
-        for result in fits:
+    remove_stale_temporaries(folder)
+    tests = splits | cross_database_sets(cfg) if todo else {}
+    train, val = (ArraySplit(splits[name].images, splits[name].labels) for name in ("train", "val"))
+    for group in member_groups(todo, cfg.device):  # each group saved before the next starts: a kill loses one
+        checkpoint = folder / f".{run_name(experiment, ratio, group[0])}-x{len(group)}.train.pt"
+        for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
+                          checkpoint=checkpoint, progress=progress):
             metrics = score(result.model, tests, cfg.device, result.seed)
             save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
-                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(todo),
+                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
                         "precision": result.precision}
             save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, hash_, metrics,
-                     result.history, fit_info)
+                     result.history, fit_info, data_sources(tests))
             done[result.seed] = finished_run(paths[result.seed], params, hash_)
-        for path in folder.glob(f"{checkpoint.stem}*.pt"):  # the run's (or its members') checkpoints
-            path.unlink()
+        checkpoint.unlink(missing_ok=True)
     return [done[s] for s in seeds]
+
+
+def member_groups(seeds: tuple[int, ...], device: str) -> list[tuple[int, ...]]:
+    """Seeds trained together: all in one vmapped pass on CUDA, else one at a time (``train.VMAP_DEVICES``)."""
+    if resolve_device(device).type in VMAP_DEVICES:
+        return [seeds] if seeds else []
+    return [(seed,) for seed in seeds]

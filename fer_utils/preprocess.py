@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,15 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__
-from .config import Config, ConfigError, require_path
+from .config import Config, ConfigError, data_source, is_world_path, require_path
 from .datasets import Sample, SkipReport, read_database
-from .datasets.io import BadImage, FrameReader
+from .datasets.io import BadImage, FrameReader, failure_reason, with_stand_ins
 from .emotions import ALL_LABELS, EMOTIONS
 from .report import markdown_table
-from .runtime import usable_cores, write_json
+from .runtime import data_hash, remove_stale_temporaries, temporary_prefix, usable_cores, write_json
 
 CASCADE = "haarcascade_frontalface_default.xml"
-CROP_VERSION = 1  # part of the cache key: bump when cropping changes so old caches are not reused
+CROP_VERSION = 2  # part of the cache key: bump when cropping changes so old caches are not reused
 EXPERIMENT_DATABASES = ("rafd", "oulu", "mmi", "ckplus")  # trained on (rafd, oulu) and tested on
 SPLITS = ("train", "val", "test")
 CHUNK = 64  # samples per worker job; a video's frames are sorted into the same job
@@ -220,7 +220,7 @@ def _save_cache(folder: Path, images: np.ndarray, labels: np.ndarray, detected: 
                 rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     """Write faces.npz, manifest.csv and meta.json into a temp folder, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=temporary_prefix(folder), suffix=".tmp"))
     try:
         np.savez(tmp / "faces.npz", images=images, labels=labels, detected=detected)
         with (tmp / "manifest.csv").open("w", newline="") as fh:
@@ -238,15 +238,23 @@ def _save_cache(folder: Path, images: np.ndarray, labels: np.ndarray, detected: 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_cache(folder: Path, report: SkipReport) -> FaceSet:
-    """Read a cache folder written by ``_save_cache``."""
-    meta = json.loads((folder / "meta.json").read_text())
-    with np.load(folder / "faces.npz") as arrays:
-        images, labels, detected = arrays["images"], arrays["labels"], arrays["detected"]
-    with (folder / "manifest.csv").open(newline="") as fh:
-        rows = [dict(r, frame=int(r["frame"]) if r["frame"] else None, label=int(r["label"]))
-                for r in csv.DictReader(fh)]
-    report.merge(SkipReport.from_dict(meta["skipped"]))
+def _load_cache(folder: Path, report: SkipReport) -> FaceSet | None:
+    """Read a cache folder written by ``_save_cache``; a damaged one is named, deleted and None returned."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        with np.load(folder / "faces.npz") as arrays:
+            images, labels, detected = arrays["images"], arrays["labels"], arrays["detected"]
+        with (folder / "manifest.csv").open(newline="") as fh:
+            rows = [dict(r, frame=int(r["frame"]) if r["frame"] else None, label=int(r["label"]))
+                    for r in csv.DictReader(fh)]
+        if not len(images) == len(labels) == len(detected) == len(rows):
+            raise ValueError(f"{len(images)} faces but {len(rows)} manifest rows")
+        skipped = SkipReport.from_dict(meta["skipped"])
+    except Exception as exc:  # noqa: BLE001 - any damage (truncated npz, edited csv, bad JSON): crop again
+        print(f"deleted cache {folder}: unreadable ({type(exc).__name__}: {exc}); cropping again")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    report.merge(skipped)
     return _faceset(images, labels, detected, rows, report, dict(meta, cached=True, folder=str(folder)))
 
 
@@ -256,11 +264,13 @@ def _crop_all(name: str, samples: list[Sample], cfg: Config, key: str) -> tuple:
     pp, report = cfg.preprocess, SkipReport(name)
     t0 = time.perf_counter()
     results = crop_samples(samples, pp.margin, pp.image_size, pp.workers, desc=name)
+    samples, results = with_stand_ins(samples, results, lambda todo: crop_samples(
+        todo, pp.margin, pp.image_size, pp.workers, desc=f"{name} stand-ins"), report)
     seconds = time.perf_counter() - t0
     keep = [i for i, (img, _) in enumerate(results) if img is not None]
     for img, why in results:
         if img is None:
-            report.skip("unreadable image", why)
+            report.skip(failure_reason(why), why)
     images = np.stack([results[i][0] for i in keep]) if keep else np.zeros((0, pp.image_size, pp.image_size), np.uint8)
     labels = np.array([-1 if samples[i].label is None else samples[i].label for i in keep], np.int64)
     detected = np.array([results[i][1] == "haar" for i in keep], bool)
@@ -288,20 +298,40 @@ def load_database(cfg: Config, name: str, root: str | Path | None = None, includ
     if root is None:
         if not hasattr(cfg.data, name):
             raise ConfigError(f"data.{name} is not a configured path; pass root= for database {name!r}")
-        root = require_path(cfg, f"data.{name}", f"run `python -m fer_utils world --preset {cfg.preset}` "
-                                                 f"or point data.{name} at your copy")
+        root = database_root(cfg, name)
     report = SkipReport(name)
     samples = read_database(name, root, cfg, report, include_neutral)
     key = cache_key(samples, cfg.preprocess.image_size, cfg.preprocess.margin)
     folder = cfg.path(cfg.data.cache) / f"{name}{'-all' if include_neutral else ''}-{key}"
-    if (folder / "meta.json").is_file():
-        return _load_cache(folder, report)
-    images, labels, detected, rows, crop_report, meta = _crop_all(name, samples, cfg, key)
-    _save_cache(folder, images, labels, detected, rows, meta)
-    report.merge(crop_report)
-    print(f"{name}: {len(rows)} faces in {meta['seconds']:.1f} s ({meta['images_per_s']:.0f} images/s), "
-          f"face found in {meta['detection_rate']:.1%}; {report.summary()}")
-    return _faceset(images, labels, detected, rows, report, dict(meta, cached=False, folder=str(folder)))
+    remove_stale_temporaries(folder.parent)
+    faces = _load_cache(folder, report) if (folder / "meta.json").is_file() else None
+    if faces is None:
+        images, labels, detected, rows, crop_report, meta = _crop_all(name, samples, cfg, key)
+        _save_cache(folder, images, labels, detected, rows, meta)
+        report.merge(crop_report)
+        print(f"{name}: {len(rows)} faces in {meta['seconds']:.1f} s ({meta['images_per_s']:.0f} images/s), "
+              f"face found in {meta['detection_rate']:.1%}; {report.summary()}")
+        faces = _faceset(images, labels, detected, rows, report, dict(meta, cached=False, folder=str(folder)))
+    faces.meta["source"] = {"source": data_source(cfg, name) if hasattr(cfg.data, name) else "your files",
+                            "path": str(root), "files": len({s.path for s in samples}),
+                            "hash": data_hash({name: faces})}
+    return faces
+
+
+def data_sources(sets: Mapping[str, FaceSet]) -> dict[str, dict[str, Any]]:
+    """Per database, where the faces of ``sets`` came from: source (embedded world or your files), path,
+    file count and a hash of the preprocessed faces, as ``load_database`` recorded it."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(meta: dict[str, Any]) -> None:
+        for part in meta.get("parts", []):
+            walk(part)
+        if "source" in meta:
+            found[meta["database"]] = meta["source"]
+
+    for faces in sets.values():
+        walk(faces.meta)
+    return dict(sorted(found.items()))
 
 
 # ---------------------------------------------------------------- subject-independent splits
@@ -339,7 +369,7 @@ def split_subjects(subjects: Sequence[str] | np.ndarray, counts: Sequence[int] =
 
 
 def _check_split(part: FaceSet, split: str) -> None:
-    """Refuse an empty split or one missing a class (DESIGN: never a silently smaller dataset)."""
+    """Refuse an empty split or one missing a class (never a silently smaller dataset)."""
     counts = part.class_counts()
     missing = [name for name in EMOTIONS if not counts.get(name)]
     if not len(part) or missing:
@@ -369,26 +399,17 @@ def summary_rows(sets: dict[str, FaceSet]) -> list[list[str]]:
 SUMMARY_HEADER = ("database", "images", "detection rate", "fallback crops", "skipped")
 
 
-def ensure_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES) -> list[str]:
-    """Write the embedded world for each database whose configured folder is missing; return those.
-
-    A folder that exists is left alone (it may be your licensed copy), unless it is a world
-    database whose writing was interrupted (``fer_utils.facegen`` then rewrites it).
-    """
-    from .facegen.world import INCOMPLETE, ensure_world
-
-    roots = {name: cfg.path(getattr(cfg.data, name)) for name in databases}
-    todo = [name for name, root in roots.items() if not root.exists() or (root / INCOMPLETE).exists()]
-    if todo:
-        ensure_world(cfg, only=todo)
-    return todo
+def database_root(cfg: Config, name: str) -> Path:
+    """The existing folder of ``data.<name>``, or a ``DataError`` saying what to run or fix."""
+    hint = (f"run `python -m fer_utils world --preset {cfg.preset}`" if is_world_path(cfg, name)
+            else f"point data.{name} at your copy; layouts: docs/datasets.md")
+    return require_path(cfg, f"data.{name}", hint)
 
 
 def preprocess_all(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES) -> dict[str, FaceSet]:
     """Preprocess (or load from the cache) every database the experiments use; print a summary."""
     for name in databases:  # check every path before spending time on the first database
-        require_path(cfg, f"data.{name}", f"run `python -m fer_utils world --preset {cfg.preset}` "
-                                          f"or point data.{name} at your copy")
+        database_root(cfg, name)
     sets = {name: load_database(cfg, name) for name in databases}
     print(markdown_table(SUMMARY_HEADER, summary_rows(sets)))
     for s in sets.values():

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import ROOT, Config
+from .config import ROOT, Config, data_source
 from .runtime import atomic_path, versions
 
 
@@ -51,7 +51,8 @@ def publish(cfg: Config, name: str, title: str, table: str) -> Path:
     rewrite the README's tables, so the tables and the figures beside them come from one run.
     """
     header = f"*{title}* — preset `{cfg.preset}`, {versions()['machine']}, GPU: {versions()['cuda']}."
-    body = f"{header}\n\n{table}\n"
+    sources = "; ".join(f"{name}: {data_source(cfg, name)}" for name in ("rafd", "oulu", "mmi", "ckplus"))
+    body = f"{header}\nData: {sources}.\n\n{table}\n"
     path = cfg.path(cfg.results_dir) / "tables" / f"{name}.md"
     with atomic_path(path) as tmp:
         tmp.write_text(body)

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from . import paper
-from .config import Config
+from .config import Config, DataError
 from .evaluate import paired_sign_flip_test
 from .experiments import RunResult, cross_database_sets, load_model, score
 from .preprocess import FaceSet
@@ -42,8 +42,12 @@ def find_runs(cfg: Config) -> list[RunResult]:
     for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json")):
         if not path.with_suffix(".safetensors").is_file():
             continue
-        saved = json.loads(path.read_text())
-        if "experiment" not in saved or "metrics" not in saved:
+        try:
+            saved = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: unreadable run record ({exc}); delete it and its .safetensors and run "
+                            "it again (sweep or the notebook)") from None
+        if not isinstance(saved, dict) or "experiment" not in saved or "metrics" not in saved:
             continue
         runs.append(RunResult(saved["experiment"], saved["params"]["ratio"], saved["seed"], saved["run"], path,
                               saved["metrics"], saved["history"]))

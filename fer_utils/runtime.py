@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
 import random
+import re
+import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from .config import PRECISIONS
 
@@ -21,11 +26,11 @@ from .config import PRECISIONS
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
 
-    An interrupted run therefore never leaves a half-written file behind (DESIGN: tmp + rename).
+    An interrupted run therefore never leaves a half-written file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,6 +41,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temporary_prefix(path: Path) -> str:
+    """``.<name>.<host>-<pid>.``: a temporary's name says whose it is, so a rerun can remove a killed writer's."""
+    return f".{path.name}.{_HOST}-{os.getpid()}."
+
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
+_TEMPORARY = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.[^.]*\.tmp$")
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete temporaries in ``folder`` left by a writer of this host that no longer runs (killed mid-write)."""
+    removed = []
+    for entry in folder.iterdir() if folder.is_dir() else []:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["host"] != _HOST or _running(int(match["pid"])):
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+        print(f"removed {entry}: a temporary left by process {match['pid']}, which was stopped mid-write")
+        removed.append(entry)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -53,10 +91,10 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
 
 
 def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON record at ``path`` if it and its ``.safetensors`` weights exist and its ``expected`` keys match.
+    """The JSON record at ``path`` if its ``expected`` keys match and it and its ``.safetensors`` weights load.
 
     What lets a finished run or a trained model be reused rather than made again; a damaged record
-    is named and treated as missing, so what it described is made again.
+    or weights file is named and treated as missing, so what it described is made again.
     """
     if not (path.is_file() and path.with_suffix(".safetensors").is_file()):
         return None
@@ -68,7 +106,28 @@ def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(saved, dict):
         print(f"{path} holds a {type(saved).__name__}, not a record; making it again")
         return None
-    return saved if all(saved.get(key) == value for key, value in expected.items()) else None
+    if not all(saved.get(key) == value for key, value in expected.items()):
+        return None
+    weights = path.with_suffix(".safetensors")
+    try:
+        load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage or a header safetensors refuses
+        print(f"{weights} is unreadable ({type(exc).__name__}: {exc}); making it again")
+        return None
+    return saved
+
+
+def data_hash(splits: Mapping[str, Any]) -> str:
+    """Hash of every split's faces and labels: two runs (or a run and a checkpoint) with the same hash saw the same data.
+
+    Takes anything with ``images`` and ``labels`` arrays (``train.ArraySplit``, a preprocessed ``FaceSet``).
+    """
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(splits[name].images).tobytes())
+        h.update(splits[name].labels.astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _json_default(value: Any) -> Any:

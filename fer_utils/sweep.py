@@ -9,26 +9,34 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from .config import Config, ConfigError
-from .experiments import run_experiment
+from .config import Config
+from .experiments import check_experiment, run_experiment
 
 
 def sweep_plan(cfg: Config) -> list[tuple[str, int]]:
     """(experiment, ratio) of every configuration, in the order of the paper's Figure 8."""
-    if cfg.sweep.ratios and max(cfg.sweep.ratios) > cfg.generate.units:
-        raise ConfigError(f"sweep.ratios go up to {max(cfg.sweep.ratios)} but generate.units is "
-                          f"{cfg.generate.units}: ratio k needs k generated units")
     return [("real", 0), ("synth", 0)] + [("mix", k) for k in sorted(set(cfg.sweep.ratios))]
 
 
-def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> None:
-    """Write what the plan reads and is missing: the world's databases, then the generated units."""
-    from .gan.generate import generate_database
-    from .preprocess import ensure_inputs
+def units_read(experiment: str, ratio: int) -> int:
+    """Generated units one configuration trains on (synth 1, mix and vgg k, real 0); a bad pair is refused first."""
+    check_experiment(experiment, ratio)
+    return 1 if experiment == "synth" else ratio
 
-    ensure_inputs(cfg)
-    if any(experiment in ("synth", "mix") for experiment, _ in plan):
-        generate_database(cfg)  # keeps the units already written
+
+def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> None:
+    """Write what the plan reads and is missing: the world's databases, then the generated units it trains on.
+
+    Units are generated up to the plan's largest ratio, whatever ``generate.units`` says, so any ratio
+    runs on any preset; units already on disk are kept byte for byte.
+    """
+    from . import inputs
+    from .gan.generate import generate_database
+
+    units = max((units_read(experiment, ratio) for experiment, ratio in plan), default=0)
+    inputs.prepare_inputs(cfg)
+    if units:
+        generate_database(cfg, units=units)
 
 
 def sweep_seeds(cfg: Config) -> tuple[int, ...]:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .models import build_model
-from .runtime import (atomic_path, mixed_precision, resolve_device, resolve_precision, seed_everything,
+from .runtime import (atomic_path, data_hash, mixed_precision, resolve_device, resolve_precision, seed_everything,
                       usable_cores)
 
 
@@ -189,12 +189,36 @@ def _save(path: Path, run: dict, state: _State, gens: list[torch.Generator], met
         torch.save(payload, tmp)
 
 
+def _usable_checkpoint(path: Path, device: torch.device, meta: dict) -> dict | None:
+    """The checkpoint at ``path`` if it loads and was made from the same data, seeds and recipe, else None.
+
+    A damaged file or another run's state is deleted with a line saying which and why: resuming it would
+    save weights trained on other faces (or other settings) under this run's name.
+    """
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        why = "" if ckpt["meta"] == meta else _difference(ckpt["meta"], meta)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: truncated, garbage, an older format
+        why = f"unreadable ({type(exc).__name__}: {exc})"
+    if not why:
+        return ckpt
+    print(f"deleted checkpoint {path}: {why}; training from the start")
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _difference(saved: dict, meta: dict) -> str:
+    """Which entries of a checkpoint's meta differ from this run's, for the log line."""
+    keys = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
+    return "made from other " + ", ".join(f"{k} ({saved.get(k)!r} != {meta.get(k)!r})" if k != "data" else "data"
+                                        for k in keys)
+
+
 @torch.no_grad()
-def _resume(path: Path, run: dict, gens: list[torch.Generator], meta: dict) -> _State:
-    """Load a checkpoint written by ``_save`` into the live run, refusing a different run's file."""
-    ckpt = torch.load(path, map_location=run["device"], weights_only=True)
-    if ckpt["meta"] != meta:
-        raise RuntimeError(f"checkpoint {path} belongs to another run: {ckpt['meta']} != {meta}; delete it or pick another path")
+def _resume(ckpt: dict, run: dict, gens: list[torch.Generator]) -> _State:
+    """Load a checkpoint written by ``_save`` (and accepted by ``_usable_checkpoint``) into the live run."""
     for name in run["params"]:
         run["params"][name].copy_(ckpt["params"][name])
         run["best"][name].copy_(ckpt["best"][name])
@@ -243,12 +267,13 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
     recipe["precision"] = run["precision"]  # what ran, which "auto" does not say
-    meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "n_train": len(train.labels)}
+    meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "data": data_hash({"train": train, "val": val})}
     keys = ("loss", "acc", "val_loss", "val_acc")
     state = _State(0, [{k: [] for k in keys} for _ in seeds], [float("inf")] * len(seeds),
                    [0] * len(seeds), [0] * len(seeds), [0] * len(seeds), 0.0, 0)
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = _resume(Path(checkpoint), run, gens, meta)
+    saved = None if checkpoint is None else _usable_checkpoint(Path(checkpoint), device, meta)
+    if saved is not None:
+        state = _resume(saved, run, gens)
     bar = tqdm(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, disable=not progress,
                desc=f"{model_name} x{len(seeds)}")
     for epoch in bar:

@@ -1,7 +1,7 @@
 """Presets load, and every kind of bad parameter is an error that names the key or path."""
 import pytest
 
-from fer_utils.config import PRESETS, ConfigError, load_config, parse_override, require_path
+from fer_utils.config import PRESETS, ConfigError, DataError, load_config, parse_override, require_path
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -66,7 +66,7 @@ def test_missing_preset_file_and_unknown_name():
 
 def test_missing_data_path_names_key_and_path(tmp_path):
     cfg = load_config("quick", {"data.mmi": str(tmp_path / "no_mmi_here")})
-    with pytest.raises(ConfigError, match=r"data\.mmi: path does not exist: .*no_mmi_here"):
+    with pytest.raises(DataError, match=r"data\.mmi: path does not exist: .*no_mmi_here"):
         require_path(cfg, "data.mmi")
     cfg = load_config("quick", {"data.mmi": str(tmp_path)})
     assert require_path(cfg, "data.mmi") == tmp_path
@@ -101,3 +101,30 @@ def test_notebook_parameters_left_empty_or_negative_keep_the_preset() -> None:
                                       "generate.stargan_weights": "my.ckpt", "sota.vgg_with_generated": False}
     cfg = load_config("quick", overrides_given(given))
     assert cfg.generate.units == load_config("quick").generate.units and cfg.generate.truncation_psi == 0.5
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.epochs", -1, "train.epochs must be >= 1, got -1"),
+    ("train.epochs", 0, "train.epochs must be >= 1, got 0"),
+    ("train.batch_size", 0, "train.batch_size must be >= 1"),
+    ("train.lr", 0.0, "train.lr must be > 0"),
+    ("preprocess.margin", 1.5, r"preprocess.margin must be within \[0, 1\)"),
+    ("generate.truncation_psi", 0.0, r"generate.truncation_psi must be within \(0, 1\]"),
+    ("generate.units", 0, "generate.units must be >= 1"),
+    ("sweep.ratios", [1, -2], "sweep.ratios must be >= 1, got -2"),
+    ("sweep.seeds", 0, "sweep.seeds must be >= 1"),
+    ("split.val_subjects", 0, "split.val_subjects must be >= 1"),
+    ("preprocess.oulu_lightings", ["strong"], "preprocess.oulu_lightings must be one of Strong, Weak, Dark"),
+    ("preprocess.rafd_cameras", [], "preprocess.rafd_cameras must name at least one value"),
+    ("train.precision", "fp16", "train.precision must be one of auto, fp32, bf16"),
+])
+def test_out_of_range_settings_are_refused_when_read(key, value, message) -> None:
+    """An invalid setting fails when the preset is read, naming file, key and value: epochs 0 used to save an
+    untrained model as a finished run, batch size 0 to crash mid-run."""
+    with pytest.raises(ConfigError, match=rf"quick.yaml: {message}"):
+        load_config("quick", {key: value})
+
+
+def test_every_preset_is_within_range() -> None:
+    for preset in PRESETS:
+        load_config(preset)

@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 from fer_utils import experiments, results
-from fer_utils.config import ConfigError, load_config
+from fer_utils.config import ConfigError, DataError, load_config
 from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
 from fer_utils.preprocess import FaceSet
@@ -113,13 +113,13 @@ def test_mix_adds_k_units_and_keeps_a_real_test(cfg, tmp_path, write_image) -> N
     assert (splits["test_real"].databases != "generated").all()
     synth = experiments.experiment_splits(cfg, "synth")
     assert set(synth["test"].subjects) == {"generated:u00_id000"}
-    with pytest.raises(ConfigError, match="ratio 4 needs 4 generated units"):
+    with pytest.raises(DataError, match="ratio 4 needs 4 generated units"):
         experiments.experiment_splits(cfg, "mix", 4)
 
 
 def test_missing_generated_database_says_how_to_make_it(tmp_path) -> None:
     cfg = load_config("quick", {"data.generated": str(tmp_path / "absent")})
-    with pytest.raises(ConfigError, match="data.generated.*01_generate"):
+    with pytest.raises(DataError, match="data.generated.*01_generate"):
         experiments.generated_splits(cfg, 1)
 
 
@@ -202,3 +202,71 @@ def test_a_run_is_defined_by_the_precision_that_runs_not_the_setting(monkeypatch
     cfg = load_config("quick", {"device": "cpu"})
     assert cfg.train.precision == "auto"
     assert experiments.run_params(cfg, "real", 0)["train"]["precision"] == runs
+
+
+def test_corrupt_weights_of_a_finished_run_are_named_and_the_run_made_again(cfg, capsys) -> None:
+    """A run counts as finished only when its weights load too: a damaged .safetensors was counted as done."""
+    first = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
+    weights = first.path.with_suffix(".safetensors")
+    weights.write_bytes(weights.read_bytes()[:100])
+    again = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
+    assert f"{weights} is unreadable" in capsys.readouterr().out
+    assert again.metrics == first.metrics and experiments.load_model(weights) is not None
+
+
+def test_a_multi_seed_run_killed_after_its_first_member_keeps_it(cfg, monkeypatch) -> None:
+    """Each finished member is saved before the next trains; a rerun trains only what is missing, leaves
+    no checkpoint or temporary behind, and ends with the numbers of an uninterrupted run."""
+    clean_cfg = load_config("quick", {"results_dir": cfg.results_dir + "-clean", "train.epochs": 2, "device": "cpu"})
+    clean = experiments.run_experiment(clean_cfg, "real", seeds=(0, 1), progress=False)
+    real_fit, trained = experiments.fit, []
+
+    def killed_at_seed_1(*args, **kwargs):
+        if 1 in args[5]:
+            raise KeyboardInterrupt  # stands in for SIGKILL between members
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "fit", killed_at_seed_1)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiment(cfg, "real", seeds=(0, 1), progress=False)
+    folder = cfg.path(cfg.results_dir) / "real"
+    assert (folder / "real-seed0.json").is_file() and not (folder / "real-seed1.json").exists()
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: trained.append(a[5]) or real_fit(*a, **k))
+    again = experiments.run_experiment(cfg, "real", seeds=(0, 1), progress=False)
+    assert trained == [(1,)]
+    assert [r.metrics for r in again] == [r.metrics for r in clean]
+    assert sorted(p.name for p in folder.iterdir()) == ["real-seed0.json", "real-seed0.safetensors",
+                                                        "real-seed1.json", "real-seed1.safetensors"]
+
+
+def test_a_killed_writers_temporaries_are_removed_by_the_rerun(cfg, capsys) -> None:
+    """atomic writes name their writer (host, pid): what a killed one left is removed, a live one's kept."""
+    import os
+    import subprocess
+
+    from fer_utils.runtime import temporary_prefix
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = cfg.path(cfg.results_dir) / "real"
+    folder.mkdir(parents=True)
+    live = folder / f"{temporary_prefix(folder / 'x.json')}abc.tmp"
+    stale = folder / live.name.replace(f"-{os.getpid()}.", f"-{dead.pid}.")
+    live.touch(), stale.touch()
+    experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    assert live.exists() and not stale.exists()
+    assert f"removed {stale}" in capsys.readouterr().out
+
+
+def test_06_names_a_corrupt_run_instead_of_a_bare_safetensors_error(cfg) -> None:
+    """06 re-scores saved weights: a damaged file raised 'SafetensorError: header too large' with no name."""
+    from fer_utils.config import WeightsError
+
+    run = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
+    weights = run.path.with_suffix(".safetensors")
+    weights.write_bytes(b"\xff" * 64)
+    with pytest.raises(WeightsError, match=rf"{weights}: cannot load these weights"):
+        results.rescore(cfg, results.find_runs(cfg))
+    run.path.write_text("{")
+    with pytest.raises(DataError, match=rf"{run.path}: unreadable run record"):
+        results.find_runs(cfg)

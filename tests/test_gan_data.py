@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_utils.config import ConfigError, load_config
+from fer_utils.config import ConfigError, DataError, WeightsError, load_config
 from fer_utils.emotions import AFFECTNET_CODES, CONTEMPT
 from fer_utils.facegen import write_world
 from fer_utils.gan import data as gd
@@ -87,7 +87,7 @@ def test_second_call_reads_the_cache(world, tmp_path, monkeypatch):
 
 def test_missing_database_names_the_key(tmp_path):
     cfg = load_config("quick", {"data.affectnet": str(tmp_path / "absent")})
-    with pytest.raises(ConfigError, match=r"data\.affectnet"):
+    with pytest.raises(DataError, match=r"data\.affectnet"):
         gan_faces(cfg, "affectnet", labelled=True)
 
 
@@ -184,10 +184,13 @@ def test_train_gan_keeps_the_discriminator_beside_the_generator_for_init(world, 
     assert json.loads((path.parent / "provenance.json").read_text())["initialised_from"]["networks"] == ["G"]
 
 
-def test_train_gan_init_starts_from_given_weights_and_records_them(world, tmp_path):
+def test_train_gan_init_starts_from_given_weights_and_records_them(world, tmp_path, monkeypatch):
+    from fer_utils.gan import train_stargan as ts
+
     first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
-    cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 0})
-    path = train_gan(cfg, "stargan", progress=False, init=first)  # no iteration: G is the init, unchanged
+    monkeypatch.setattr(ts, "train_step", lambda *args: {})  # an iteration that changes nothing: G stays the init
+    cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_iters": 1})
+    path = train_gan(cfg, "stargan", progress=False, init=first)
     for (name, a), b in zip(load_weights(first).state_dict().items(), load_weights(path).state_dict().values()):
         assert torch.equal(a, b), name
     prov = json.loads((path.parent / "provenance.json").read_text())
@@ -235,10 +238,10 @@ def test_train_gan_init_from_a_checkpoint_keeps_its_discriminator_and_records_it
     with pytest.raises(ConfigError, match=rf"--init {ckpt}: .*D\.conv_dim=4 .*D\.conv_dim=8"):
         train_gan(world_cfg(world, tmp_path / "c", **{**TINY_STARGAN, "gan.stargan_d_conv_dim": 8}), "stargan",
                   progress=False, init=ckpt)
-    with pytest.raises(ConfigError, match=rf"--init {ckpt}: not a stylegan2 checkpoint"):
+    with pytest.raises(WeightsError, match=rf"--init {ckpt}: not a stylegan2 checkpoint"):
         train_gan(world_cfg(world, tmp_path / "d", **TINY_STYLEGAN2), "stylegan2", progress=False, init=ckpt)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="bad.pt: not a stargan checkpoint"):
+    with pytest.raises(WeightsError, match="bad.pt: not a stargan checkpoint"):
         train_gan(world_cfg(world, tmp_path / "e", **TINY_STARGAN), "stargan", progress=False,
                   init=tmp_path / "bad.pt")
 
@@ -248,5 +251,5 @@ def test_train_gan_init_of_another_architecture_is_refused_naming_the_file(world
     cfg = world_cfg(world, tmp_path / "b", **{**TINY_STARGAN, "gan.stargan_g_conv_dim": 8})
     with pytest.raises(ConfigError, match=rf"--init {first}: .*conv_dim=4 .*conv_dim=8"):
         train_gan(cfg, "stargan", progress=False, init=first)
-    with pytest.raises(ConfigError, match="not a generator saved by train-gan"):
+    with pytest.raises(WeightsError, match="not a generator saved by train-gan"):
         train_gan(cfg, "stargan", progress=False, init=tmp_path / "missing.safetensors")

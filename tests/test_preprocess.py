@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fer_utils import preprocess as P
-from fer_utils.config import ConfigError, load_config
+from fer_utils.config import ConfigError, DataError, load_config
 
 WORDS = ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")
 OULU = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
@@ -133,9 +133,9 @@ def test_unreadable_images_are_counted_not_silent(small_world):
     bad = Path(small_world.data.rafd) / "Rafd090_02_Moroccan_male_sad_frontal.jpg"
     bad.write_bytes(bad.read_bytes()[:200])
     faces = P.load_database(small_world, "rafd")
-    assert len(faces) == 35 and faces.report.counts["unreadable image"] == 1
-    assert "truncated JPEG" in faces.report.examples["unreadable image"][0]
-    assert P.load_database(small_world, "rafd").report.counts["unreadable image"] == 1  # from the cache too
+    assert len(faces) == 35 and faces.report.counts["truncated JPEG (no end-of-image marker)"] == 1
+    assert "Rafd090_02" in faces.report.examples["truncated JPEG (no end-of-image marker)"][0]
+    assert P.load_database(small_world, "rafd").report.counts["truncated JPEG (no end-of-image marker)"] == 1  # from the cache too
 
 
 @pytest.mark.timeout(60)
@@ -150,12 +150,14 @@ def test_workers_give_the_same_crops(small_world):
 
 def test_missing_data_path_names_the_key(tmp_path):
     cfg = load_config("quick", {"data.rafd": str(tmp_path / "nope")})
-    with pytest.raises(ConfigError, match=r"data\.rafd.*python -m fer_utils world --preset quick"):
+    with pytest.raises(DataError, match=r"data\.rafd.*point data.rafd at your copy; layouts: docs/datasets.md"):
         P.load_database(cfg, "rafd")
-    with pytest.raises(ConfigError, match=r"data\.rafd"):
+    with pytest.raises(DataError, match=r"data\.rafd"):
         P.preprocess_all(cfg)
-    with pytest.raises(ConfigError, match="pass root="):
+    with pytest.raises(DataError, match="data.fer2013 is not set"):
         P.load_database(cfg, "fer2013")
+    with pytest.raises(ConfigError, match="pass root="):
+        P.load_database(cfg, "folder")
 
 
 @pytest.mark.parametrize("n,expected", [(144, [109, 10, 25]), (24, [18, 2, 4]), (147, [111, 10, 26]),

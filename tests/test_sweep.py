@@ -1,21 +1,17 @@
 """The sweep: the paper's grid in order, a failed configuration reported without stopping the rest."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fer_utils import sweep
 from fer_utils.config import ConfigError, load_config
 
 
-def test_plan_is_real_synth_then_ratios() -> None:
-    cfg = load_config("quick", {"sweep.ratios": [2, 1, 2], "generate.units": 2})
-    assert sweep.sweep_plan(cfg) == [("real", 0), ("synth", 0), ("mix", 1), ("mix", 2)]
-
-
-def test_ratio_beyond_generated_units_is_refused_before_training() -> None:
-    cfg = load_config("quick", {"sweep.ratios": [1, 20], "generate.units": 5})
-    with pytest.raises(ConfigError, match="up to 20.*generate.units is 5"):
-        sweep.sweep_plan(cfg)
+def test_plan_is_real_synth_then_ratios_even_beyond_generate_units() -> None:
+    cfg = load_config("quick", {"sweep.ratios": [2, 1, 5, 2], "generate.units": 2})
+    assert sweep.sweep_plan(cfg) == [("real", 0), ("synth", 0), ("mix", 1), ("mix", 2), ("mix", 5)]
 
 
 def test_a_failure_is_reported_and_the_rest_still_run(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -43,14 +39,54 @@ def test_benchmark_reports_sequential_and_batched(capsys) -> None:
     assert "batched (1 pass)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("plan, generates", [([("real", 0)], False), ([("real", 0), ("mix", 1)], True),
-                                             ([("synth", 0)], True)])
-def test_inputs_are_prepared_for_what_the_plan_reads(monkeypatch: pytest.MonkeyPatch, plan, generates) -> None:
-    from fer_utils import preprocess
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list:
+    """What ``prepare_inputs`` asked for: "world", then the number of generated units."""
+    from fer_utils import inputs
     from fer_utils.gan import generate
 
-    made = []
-    monkeypatch.setattr(preprocess, "ensure_inputs", lambda cfg: made.append("world"))
-    monkeypatch.setattr(generate, "generate_database", lambda cfg: made.append("generated"))
-    sweep.prepare_inputs(load_config("quick"), plan)
-    assert made == ["world", "generated"] if generates else made == ["world"]
+    calls = []
+    monkeypatch.setattr(inputs, "prepare_inputs", lambda cfg: calls.append("world"))
+    monkeypatch.setattr(generate, "generate_database", lambda cfg, units: calls.append(units))
+    return calls
+
+
+@pytest.mark.parametrize("plan, units", [([("real", 0)], None), ([("real", 0), ("mix", 1)], 1), ([("synth", 0)], 1),
+                                         ([("mix", 5), ("synth", 0), ("mix", 2)], 5), ([("vgg", 3)], 3)])
+def test_inputs_are_prepared_for_what_the_plan_reads(made: list, plan, units) -> None:
+    sweep.prepare_inputs(load_config("quick", {"generate.units": 2}), plan)
+    assert made == ["world"] + ([units] if units else [])
+
+
+def test_a_pair_no_experiment_takes_is_refused_before_anything_is_written(made: list) -> None:
+    with pytest.raises(ConfigError, match="'real' cannot take ratio 5"):
+        sweep.prepare_inputs(load_config("quick"), [("real", 0), ("real", 5)])
+    assert made == []
+
+
+def test_train_prepares_the_units_its_ratio_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_utils import cli, experiments
+
+    calls = []
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: calls.append(plan))
+    monkeypatch.setattr(experiments, "run_experiment", lambda cfg, experiment, ratio, seed: calls.append(ratio))
+    assert cli.main(["train", "mix", "--ratio", "3", "--preset", "quick"]) == 0
+    assert calls == [[("mix", 3)], 3]
+
+
+def test_a_ratio_beyond_generate_units_generates_the_missing_units_only(tiny_weights, tmp_path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_utils import inputs
+    from fer_utils.gan import generate
+
+    sg, st = tiny_weights
+    cfg = load_config("quick", {"device": "cpu", "generate.units": 1, "generate.batch_size": 48,
+                                "generate.stylegan2_weights": str(sg), "generate.stargan_weights": str(st),
+                                "data.generated": str(tmp_path / "generated")})
+    monkeypatch.setattr(inputs, "prepare_inputs", lambda cfg: None)  # the world's databases: not what is tested
+    root = generate.generate_database(cfg, progress=False)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in root.rglob("u00_*.png")}
+    sweep.prepare_inputs(cfg, [("mix", 2)])
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in root.rglob("u00_*.png")} == before
+    assert len(before) == len(list(root.rglob("u01_*.png"))) == generate.IDENTITIES_PER_UNIT * 6
+    assert json.loads((root / generate.MANIFEST).read_text())["units"] == 2

@@ -63,11 +63,27 @@ def test_resume_matches_uninterrupted(tmp_path) -> None:
     assert all(torch.equal(x, y) for x, y in zip(_weights(resumed.model), _weights(full.model)))
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path) -> None:
-    """A checkpoint written for other seeds is not silently reused."""
-    fit("tiny", TRAIN, VAL, CFG, "cpu", seeds=(0,), checkpoint=tmp_path / "c.pt", progress=False)
-    with pytest.raises(RuntimeError, match="another run"):
-        fit("tiny", TRAIN, VAL, CFG, "cpu", seeds=(1,), checkpoint=tmp_path / "c.pt", progress=False)
+@pytest.mark.parametrize("change", ["seeds", "data", "truncated", "garbage"])
+def test_checkpoint_of_other_inputs_or_damaged_is_deleted_not_resumed(tmp_path, capsys, change) -> None:
+    """A checkpoint made from other seeds or other faces (same count), or damaged, is deleted with a log line
+    and the run trains from the start: it ends exactly as a clean run (it resumed other weights before)."""
+    clean = fit("tiny", TRAIN, VAL, CFG, "cpu", checkpoint=tmp_path / "clean.pt", progress=False)[0]
+    ckpt = tmp_path / "c.pt"
+    short = TrainConfig(**{**CFG.__dict__, "epochs": 2})
+    other_train = ArraySplit(255 - TRAIN.images, TRAIN.labels) if change == "data" else TRAIN  # e.g. another margin
+    fit("tiny", other_train, VAL, short, "cpu", seeds=(1,) if change == "seeds" else (0,), checkpoint=ckpt,
+        progress=False)
+    if change == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    elif change == "garbage":
+        ckpt.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    rerun = fit("tiny", TRAIN, VAL, CFG, "cpu", checkpoint=ckpt, progress=False)[0]
+    log = capsys.readouterr().out
+    assert f"deleted checkpoint {ckpt}" in log
+    assert ("unreadable" if change in ("truncated", "garbage") else f"made from other {change}") in log
+    assert rerun.history == clean.history
+    assert all(torch.equal(x, y) for x, y in zip(_weights(rerun.model), _weights(clean.model)))
 
 
 def test_early_stopping_restores_best_weights() -> None:

@@ -10,7 +10,8 @@ import time
 from collections.abc import Sequence
 
 from ..config import Config
-from ..preprocess import EXPERIMENT_DATABASES, ensure_inputs, load_database
+from ..inputs import prepare_inputs
+from ..preprocess import EXPERIMENT_DATABASES, load_database
 
 
 def _timed(cfg: Config, names: Sequence[str]) -> tuple[float, int]:
@@ -22,7 +23,7 @@ def _timed(cfg: Config, names: Sequence[str]) -> tuple[float, int]:
 
 def run(cfg: Config, names: Sequence[str] = EXPERIMENT_DATABASES) -> dict[str, float]:
     """Print images/s cold and warm on the preset's databases (the world is written if missing)."""
-    ensure_inputs(cfg, names)
+    prepare_inputs(cfg, names)
     with tempfile.TemporaryDirectory(prefix="fer-bench-cache-") as cache:
         fresh = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, cache=cache))
         cold_s, n = _timed(fresh, names)

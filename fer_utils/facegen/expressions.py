@@ -6,7 +6,7 @@ import numpy as np
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 12, 14, 15, 16, 20, 23, 26)
 AU_INDEX: dict[int, int] = {au: i for i, au in enumerate(AUS)}
 
-# EMFACS prototypes (DESIGN "Embedded world"); contempt is AU14 on one side only.
+# EMFACS prototypes; contempt is AU14 on one side only.
 PROTOTYPES: dict[str, dict[int, float]] = {
     "happy": {6: 0.8, 12: 1.0},
     "sad": {1: 0.9, 4: 0.6, 15: 1.0},

@@ -14,15 +14,15 @@ from typing import Any
 from tqdm import tqdm
 
 from .. import __version__
-from ..config import Config
+from ..config import WORLD_DATABASES, WORLD_INCOMPLETE, WORLD_MANIFEST, Config
 from ..runtime import write_json
 from . import writers as W
 from .render import compile_renderer, single_threaded
 from .styles import STYLES
 
-DATABASES: tuple[str, ...] = ("rafd", "oulu", "mmi", "ckplus", "affectnet", "ffhq")
-MANIFEST = "WORLD_MANIFEST.json"
-INCOMPLETE = ".world_incomplete"  # marks a folder this module started and may rewrite
+DATABASES: tuple[str, ...] = WORLD_DATABASES
+MANIFEST = WORLD_MANIFEST
+INCOMPLETE = WORLD_INCOMPLETE
 
 
 def _jobs(cfg: Config, name: str, root: Path) -> tuple[Callable[[int], list[str]], list[int]]:

@@ -45,21 +45,25 @@ def split_of(n: int = IDENTITIES_PER_UNIT) -> list[str]:
     return [name for name, count in zip(SPLITS, scale_counts(SPLIT_COUNTS, n)) for _ in range(count)]
 
 
-def generate_database(cfg: Config, out: str | Path | None = None, progress: bool = True) -> Path:
-    """Write (or complete) ``cfg.generate.units`` units of generated faces; return the database folder.
+def generate_database(cfg: Config, out: str | Path | None = None, progress: bool = True,
+                      units: int | None = None) -> Path:
+    """Write (or complete) units 0 .. units-1 of generated faces; return the database folder.
 
     Args:
         cfg: ``generate`` (units, truncation_psi, batch_size, weights, seed), ``preprocess.margin``,
             ``gan`` (StarGAN ``.ckpt`` architecture), ``device``.
         out: database folder instead of ``data.generated``.
         progress: show a tqdm bar over identities.
+        units: units to have on disk (default ``generate.units``): ratio k trains on k. Units already
+            written are kept as they are, and so are units beyond ``units``.
     """
     root = Path(out) if out is not None else cfg.path(cfg.data.generated)
+    units = cfg.generate.units if units is None else units
     pipe, paths = load_pipeline(cfg)
     recipe = {"weights": {model: sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
               "seed": cfg.generate.seed, "stargan_size": pipe.size, "margin": pipe.margin}
-    bar = tqdm(total=cfg.generate.units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
-    for unit in range(cfg.generate.units):
+    bar = tqdm(total=units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
+    for unit in range(units):
         marker = root / f".u{unit:02d}.done.json"
         if not marker.is_file():
             write_json(marker, dict(_write_unit(root, unit, pipe, cfg, bar), recipe=recipe))

@@ -1,7 +1,8 @@
 """``python -m fer_utils train-gan {stylegan2,stargan}``: train one GAN of paper §3.1 on the configured data.
 
 Maps ``cfg.gan`` onto the trainers' own configs (yunjey / NVlabs names), trains into
-``<results_dir>/gan/<model>/`` (resumable from its ``checkpoint.pt``), then exports the generator
+``<results_dir>/gan/<model>/`` (resumable from its ``checkpoint.pt`` when that was trained on the same
+data and settings; otherwise it is set aside, see ``docs/generators.md``), then exports the generator
 as fp16 safetensors beside a ``provenance.json`` (data, seeds, configs, iterations, time, versions).
 """
 from __future__ import annotations
@@ -9,16 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 
-from ..config import Config, ConfigError
-from ..facegen.world import MANIFEST
-from ..preprocess import ensure_inputs
+from ..config import Config, ConfigError, WeightsError, data_source
 from ..runtime import resolve_device, versions, write_json
 from . import stargan, stylegan2
 from .data import STARGAN_DOMAINS, gan_faces
@@ -26,8 +23,8 @@ from .generate import sha256
 from .shipped import DATABASES, discriminator_path, weights_name
 from .train_stargan import StarGANTrainConfig, train_stargan
 from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
-from .training import StateDicts, load_checkpoint
-from .weights import load_weights, read_metadata, save_weights
+from .training import StateDicts, data_fingerprint, load_checkpoint, resumable_checkpoint
+from .weights import load_weights, one_line, read_metadata, save_weights
 
 
 def stargan_config(cfg: Config) -> StarGANTrainConfig:
@@ -63,7 +60,8 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         cfg: ``gan`` hyper-parameters, ``data.ffhq`` / ``data.affectnet`` (the world's, written if
             missing), ``results_dir``, ``device``.
         model: ``stylegan2`` (identities, FFHQ-like faces) or ``stargan`` (expressions, AffectNet-like).
-        resume: continue from ``checkpoint.pt``; False deletes it first (``--restart``).
+        resume: continue from ``checkpoint.pt`` if it was trained on the same data and result-changing
+            settings (else it is set aside, renamed); False deletes it first (``--restart``).
         progress: show a tqdm bar.
         init: where to start from (``--init``), for more iterations in a later session: our
             ``.safetensors`` of the same generator architecture (e.g. the shipped weights), with a
@@ -76,13 +74,13 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
     out_dir = cfg.path(cfg.results_dir) / "gan" / model
     if not resume:
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
-    ensure_inputs(cfg, [database])
     images, labels = gan_faces(cfg, database, labelled=model == "stargan")
-    ckpt = load_checkpoint(out_dir / "checkpoint.pt")
+    trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
+    data = data_fingerprint(images, labels) if model == "stargan" else data_fingerprint(images)  # as the trainer
+    ckpt = resumable_checkpoint(out_dir / "checkpoint.pt", trainer, data)  # a foreign one is set aside here
     start = int(ckpt["step"]) if ckpt else 0
     seconds_before = _seconds_trained(ckpt)  # every earlier run, interrupted ones too
     device = resolve_device(cfg.device)
-    trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
     config = trainer.generator_kwargs()
     networks, earlier = initial_networks(init, model, trainer) if init is not None and not start else (None, None)
     if init is not None and start:
@@ -102,7 +100,7 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
                              seconds_total - seconds_before, seconds_before, device, history)
     provenance["initialised_from"] = json.loads(init_path.read_text()) if init_path.is_file() else None
     provenance["seconds_all_runs"] = seconds_total + _chain_seconds(provenance["initialised_from"])
-    world = (cfg.path(getattr(cfg.data, database)) / MANIFEST).is_file()
+    world = data_source(cfg, database) == "embedded world"
     path = save_weights(G, out_dir / weights_name(model, cfg.gan.resolution, world), config, provenance, fp16=True)
     export_discriminator(final, model, trainer, discriminator_path(path))
     write_json(out_dir / "provenance.json", provenance)
@@ -128,10 +126,12 @@ def initial_networks(path: Path, model: str, trainer: Any) -> tuple[StateDicts, 
     names = ("G", "G_ema", "D") if model == "stylegan2" else ("G", "D")
     try:
         ckpt = load_checkpoint(path)
+        if ckpt is None:
+            raise WeightsError(f"checkpoint not found: {path}")
         saved = dataclasses.replace(type(trainer)(), **ckpt["config"])  # keys older runs lack: defaults
         networks = {name: ckpt[name] for name in names}
-    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--init {path}: not a {model} checkpoint written by train-gan ({exc!r})") from exc
+    except (WeightsError, KeyError, TypeError) as exc:
+        raise WeightsError(f"--init {path}: not a {model} checkpoint written by train-gan ({one_line(exc)})") from exc
     _same_architecture(path, _architecture(saved), _architecture(trainer))
     beside = path.parent / "initialised_from.json"  # the run it went on from, if any
     earlier = {"iterations": ckpt["step"], "seconds_total": ckpt.get("seconds"), "config": ckpt["config"],
@@ -149,13 +149,12 @@ def export_discriminator(ckpt: dict[str, Any] | None, model: str, trainer: Any, 
 
 
 def _exported(path: Path, config: dict[str, Any], role: str) -> torch.nn.Module:
-    """The network saved in ``path`` by train-gan, refused unless it has the configured architecture."""
+    """The network saved in ``path`` by train-gan, refused unless it loads and has the configured architecture."""
     try:
-        saved = read_metadata(path)["config"]
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise ConfigError(f"--init {path}: not a {role} saved by train-gan ({exc})") from exc
-    _same_architecture(path, saved, config)
-    return load_weights(path)
+        _same_architecture(path, read_metadata(path)["config"], config)
+        return load_weights(path)
+    except WeightsError as exc:
+        raise WeightsError(f"--init {path}: not a {role} saved by train-gan ({exc})") from exc
 
 
 def _architecture(trainer: Any) -> dict[str, Any]:
