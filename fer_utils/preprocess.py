@@ -203,16 +203,22 @@ def _faceset(images: np.ndarray, labels: np.ndarray, detected: np.ndarray, rows:
 
 # ---------------------------------------------------------------- cache
 def cache_key(samples: Sequence[Sample], size: int, margin: float) -> str:
-    """Hash of the inputs (path, size, mtime, frame, label, subject, box) and the crop parameters."""
+    """Hash of the inputs (path, size, mtime, frame, label, subject, box; the earlier frames that may stand in
+    for an unreadable one) and the crop parameters."""
     params = {"version": CROP_VERSION, "cascade": CASCADE, "detect": [DETECT_SIDE, DETECT_MIN_SIDE, MIN_NEIGHBORS],
               "image_size": size, "margin": margin}
     h = hashlib.sha256(json.dumps(params).encode())
     stats: dict[str, str] = {}
+
+    def stat(path: str) -> str:
+        if path not in stats:
+            st = os.stat(path)
+            stats[path] = f"{st.st_size}:{st.st_mtime_ns}"
+        return stats[path]
+
     for s in samples:
-        if s.path not in stats:
-            st = os.stat(s.path)
-            stats[s.path] = f"{st.st_size}:{st.st_mtime_ns}"
-        h.update(f"{s.path}|{stats[s.path]}|{s.frame}|{s.label}|{s.subject}|{s.box}\n".encode())
+        earlier = "|".join(f"{p}:{stat(p)}" for p in s.extra.get("earlier", ()))
+        h.update(f"{s.path}|{stat(s.path)}|{s.frame}|{s.label}|{s.subject}|{s.box}|{earlier}\n".encode())
     return h.hexdigest()[:16]
 
 

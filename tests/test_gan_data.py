@@ -51,6 +51,18 @@ def test_stargan_faces_drop_contempt_and_the_validation_list(world, tmp_path):
     assert images.std() > 10  # faces, not blank crops
 
 
+def test_a_damaged_gan_face_cache_is_named_and_cropped_again(world, tmp_path, capsys):
+    """A truncated .npz made every later train-gan fail in numpy with no path."""
+    cfg = world_cfg(world, tmp_path)
+    images, labels = gan_faces(cfg, "affectnet", labelled=True)
+    (cache,) = cfg.path(cfg.data.cache).glob("gan-affectnet-*.npz")
+    cache.write_bytes(cache.read_bytes()[:300])
+    capsys.readouterr()
+    again, again_labels = gan_faces(cfg, "affectnet", labelled=True)
+    assert f"deleted cache {cache}: unreadable" in capsys.readouterr().out
+    assert np.array_equal(again, images) and np.array_equal(again_labels, labels)
+
+
 def test_held_out_faces_are_the_validation_list(world, tmp_path):
     cfg = world_cfg(world, tmp_path)
     val_rows = [lab for lab in csv_labels(world["affectnet"], "validation") if lab != CONTEMPT]
@@ -165,7 +177,7 @@ def test_train_gan_stylegan2_exports_weights_and_provenance(world, tmp_path):
 
 
 def test_no_usable_faces_is_a_clear_error(world, tmp_path):
-    with pytest.raises(ConfigError, match=r"data\.ffhq: no usable held-out faces"):
+    with pytest.raises(DataError, match=r"data\.ffhq: no usable held-out faces"):
         gan_faces(world_cfg(world, tmp_path), "ffhq", labelled=False, held_out=True)
 
 

@@ -161,3 +161,14 @@ def test_fer2013_accepts_the_csv_or_the_folder_holding_it(tmp_path):
         read_fer2013(tmp_path)
     with pytest.raises(DataError, match="data.fer2013"):
         read_fer2013(tmp_path / "nope.csv")
+
+
+def test_editing_a_stand_in_frame_invalidates_the_cache(tmp_path, write_image):
+    """The cached crop of an unreadable frame is its stand-in's: editing only the stand-in must crop again."""
+    root = make_oulu(tmp_path / "oulu", write_image, subjects=(1,))
+    anger = root / "VL" / "Strong" / "P001" / "Anger"
+    _cut(anger / "002.jpeg")  # the window's first frame: 001, outside the window, stands in
+    first = P.load_database(_config(tmp_path, oulu=root), "oulu")
+    write_image(anger / "001.jpeg", seed=99)  # the stand-in changes, the window's own files do not
+    again = P.load_database(_config(tmp_path, oulu=root), "oulu")
+    assert not again.meta["cached"] and not np.array_equal(first.images, again.images)

@@ -13,12 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import Config, ConfigError, require_path
+from ..config import Config, DataError
 from ..datasets import Sample, SkipReport, read_database
-from ..datasets.io import BadImage, FrameReader
+from ..datasets.io import BadImage, FrameReader, failure_reason
 from ..emotions import ALL_LABELS, CONTEMPT
-from ..preprocess import cache_key, crop_samples
-from ..runtime import atomic_path
+from ..preprocess import cache_key, crop_samples, database_root
+from ..runtime import atomic_path, remove_stale_temporaries
 
 STARGAN_DOMAINS: tuple[str, ...] = ALL_LABELS[:7]  # six expressions + neutral; index = emotions label
 HELD_OUT = frozenset({"val", "test"})  # AffectNet's validation list: the quality metrics' unseen faces
@@ -33,8 +33,7 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
         labelled: keep neutral as domain 6 and drop contempt (StarGAN); False for StyleGAN2.
         held_out: the faces GAN training never sees (AffectNet's validation list) instead of the others.
     """
-    root = require_path(cfg, f"data.{database}", f"run `python -m fer_utils world --preset {cfg.preset}` "
-                                                 f"or point data.{database} at your copy")
+    root = database_root(cfg, database)
     report = SkipReport(database)
     samples = read_database(database, root, cfg, report, include_neutral=labelled)
     for s in samples:
@@ -48,9 +47,10 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
     size, margin = cfg.gan.resolution, cfg.preprocess.margin
     key = cache_key(samples, size, -1.0 if aligned else margin)  # -1: whole image, no crop
     path = cfg.path(cfg.data.cache) / f"gan-{database}{'-heldout' if held_out else ''}-{size}-{key}.npz"
-    if path.is_file():
-        with np.load(path) as arrays:
-            return arrays["images"], arrays["labels"]
+    remove_stale_temporaries(path.parent)
+    cached = _load(path) if path.is_file() else None
+    if cached is not None:
+        return cached
     t0 = time.perf_counter()
     if aligned:
         read = FrameReader(colour=True)
@@ -60,9 +60,9 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
     keep = [i for i, (img, _) in enumerate(crops) if img is not None]
     for img, why in crops:
         if img is None:
-            report.skip("unreadable image", why)
+            report.skip(failure_reason(why), why)
     if not keep:
-        raise ConfigError(f"data.{database}: no usable {'held-out ' if held_out else ''}faces in {root}; "
+        raise DataError(f"data.{database}: no usable {'held-out ' if held_out else ''}faces in {root}; "
                           f"{report.summary()}")
     images = np.stack([crops[i][0] for i in keep])
     labels = np.array([-1 if samples[i].label is None else samples[i].label for i in keep], np.int64)
@@ -78,6 +78,20 @@ def _resized(read: FrameReader, sample: Sample, size: int) -> tuple[np.ndarray |
         return cv2.resize(read(sample), (size, size), interpolation=cv2.INTER_AREA), "whole"
     except BadImage as exc:
         return None, str(exc)
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays, or None after deleting a damaged cache file (named), so the faces are cropped again."""
+    try:
+        with np.load(path) as arrays:
+            images, labels = arrays["images"], arrays["labels"]
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage or edited: crop again
+        print(f"deleted cache {path}: unreadable ({type(exc).__name__}: {exc}); cropping again")
+        path.unlink(missing_ok=True)
+        return None
+    return images, labels
 
 
 def _save(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
