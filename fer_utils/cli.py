@@ -86,14 +86,18 @@ def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
 
 def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
     from .gan.quality import quality_table, report_quality
+    from .inputs import GAN_DATABASES, prepare_inputs
 
+    prepare_inputs(cfg, GAN_DATABASES, weights=True)
     print(quality_table(report_quality(cfg, ship=args.ship)))
     return 0
 
 
 def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
     from .gan.generate import generate_database
+    from .inputs import prepare_inputs
 
+    prepare_inputs(cfg, [], weights=True)
     generate_database(cfg)
     return 0
 
@@ -189,12 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(_config(args), args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("fer_utils."):
-            raise
-        print(f"error: `{args.command}` needs {exc.name}, which this version does not have yet",
-              file=sys.stderr)
         return 2
 
 
