@@ -39,8 +39,11 @@ reproduce: $(VENV)/.stamp-test  ## the whole paper on params/$(PRESET).yaml: not
 test: $(VENV)/.stamp-test  ## unit tests + notebooks under nbval on the quick preset
 	$(VENV)/bin/pytest --nbval-lax --durations=20 tests $(NOTEBOOKS)
 
-lab: $(VENV)/.stamp-test $(VENV)/.stamp-lab  ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab exits at once when run as root (most containers) unless given --allow-root, so the
+# recipe passes it only then; LAB_ARGS adds options (tests/test_lab.py: --no-browser, port, ...).
+LAB_ARGS ?=
+lab: $(VENV)/.stamp-test $(VENV)/.stamp-lab  ## open JupyterLab on the notebooks (LAB_ARGS: more options)
+	$(VENV)/bin/jupyter lab $$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS) notebooks/
 
 bench: $(VENV)/.stamp-test  ## every speed benchmark, as ratios to a baseline run alongside
 	@set -e; for t in $$($(PY) -c "from fer_utils.benchmarks import available; print(*available())"); do \
