@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import Config, ConfigError, DataError, TrainConfig, WeightsError, require_path
+from .config import Config, ConfigError, DataError, TrainConfig, require_path
 from .evaluate import evaluate, save_run
-from .models import build_model
+from .models.io import load_model, save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
-from .runtime import atomic_path, data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
+from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
 from .train import VMAP_DEVICES, ArraySplit, fit, predict
 
 EXPERIMENTS = ("real", "synth", "mix", "vgg")
@@ -102,32 +101,6 @@ def run_name(experiment: str, ratio: int, seed: int) -> str:
     """File stem of a run: ``real-seed0``, ``mix-k5-seed2``, ``vgg-k0-seed0``."""
     ratio_part = f"-k{ratio}" if experiment in {"mix", "vgg"} else ""
     return f"{experiment}{ratio_part}-seed{seed}"
-
-
-# ---------------------------------------------------------------- weights
-def save_model(model: nn.Module, model_name: str, path: Path) -> Path:
-    """Write a trained classifier's weights as safetensors (atomic), tagged with its registry name."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"model": model_name})
-    return path
-
-
-def load_model(path: Path) -> nn.Module:
-    """Rebuild a classifier written by ``save_model`` (eval mode, CPU); ``WeightsError`` naming the file if it can't."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            name = (f.metadata() or {}).get("model")
-        if name is None:
-            raise ValueError("no 'model' entry in the safetensors metadata; not written by save_model")
-        model = build_model(name)
-        model.load_state_dict(load_file(str(path)))
-    except Exception as exc:  # noqa: BLE001 - truncated, garbage, another model's weights
-        raise WeightsError(f"{path}: cannot load these weights ({type(exc).__name__}: {exc}); delete the run's "
-                           ".json and .safetensors and run it again (sweep or the notebook)") from None
-    return model.eval()
 
 
 # ---------------------------------------------------------------- one experiment, S seeds

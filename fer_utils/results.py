@@ -17,7 +17,8 @@ from scipy import stats
 from . import paper
 from .config import Config, DataError
 from .evaluate import paired_sign_flip_test
-from .experiments import RunResult, cross_database_sets, load_model, score
+from .experiments import RunResult, cross_database_sets, score
+from .models.io import load_model
 from .preprocess import FaceSet
 from .report import pct
 

@@ -11,6 +11,7 @@ from fer_utils import experiments, results
 from fer_utils.config import ConfigError, DataError, load_config
 from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
+from fer_utils.models.io import load_model
 from fer_utils.preprocess import FaceSet
 
 
@@ -49,7 +50,7 @@ def test_real_run_writes_json_and_weights(cfg) -> None:
     assert set(saved["metrics"]) == {"train", "val", "test", "mmi", "ckplus"}
     assert saved["params"]["model"] == "cnn" and len(saved["history"]["loss"]) == 2
     assert {"best_epoch", "seconds", "img_per_s"} <= set(saved["fit"]) and "torch" in saved["versions"]
-    model = experiments.load_model(run.path.with_suffix(".safetensors"))
+    model = load_model(run.path.with_suffix(".safetensors"))
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in _tiny().parameters())
 
 
@@ -211,7 +212,7 @@ def test_corrupt_weights_of_a_finished_run_are_named_and_the_run_made_again(cfg,
     weights.write_bytes(weights.read_bytes()[:100])
     again = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
     assert f"{weights} is unreadable" in capsys.readouterr().out
-    assert again.metrics == first.metrics and experiments.load_model(weights) is not None
+    assert again.metrics == first.metrics and load_model(weights) is not None
 
 
 def test_a_multi_seed_run_killed_after_its_first_member_keeps_it(cfg, monkeypatch) -> None:

@@ -28,10 +28,10 @@ from torch import nn
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..evaluate import confusion
-from ..experiments import data_hash, load_model, save_model
+from ..models.io import load_model, save_model
 from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
-from ..runtime import kept_record, resolve_device, resolve_precision, seed_everything, write_json
+from ..runtime import data_hash, kept_record, resolve_device, resolve_precision, seed_everything, write_json
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
