@@ -233,7 +233,7 @@ class GenerateConfig(Checked):
 
     SECTION = "generate"
     RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
-             "seed": NON_NEGATIVE, "identity_people": AT_LEAST_1, "quality_identities": AT_LEAST_1,
+             "seed": NON_NEGATIVE, "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
              "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE}
 
     units: int = 1

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .emotions import EMOTIONS
-from .runtime import versions, write_json
+from .runtime import versions, write_record
 
 
 def to_predictions(probs_or_preds: np.ndarray) -> np.ndarray:
@@ -97,4 +97,4 @@ def save_run(results_dir: str | os.PathLike, experiment: str, run_name: str, par
     payload = {"experiment": experiment, "run": run_name, "seed": seed, "data_hash": data_hash,
                "params": params, "data": data or {}, "metrics": metrics, "history": history or {},
                "fit": fit or {}, "versions": versions()}
-    return write_json(Path(results_dir) / experiment / f"{run_name}.json", payload)
+    return write_record(Path(results_dir) / experiment / f"{run_name}.json", payload)  # after its weights

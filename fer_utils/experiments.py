@@ -164,6 +164,10 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
     done = {s: finished_run(paths[s], params, hash_) for s in seeds}
     todo = tuple(s for s in seeds if done[s] is None)
     remove_stale_temporaries(folder)
+    for seed in set(seeds) - set(todo):  # a member killed after its record, before removing its checkpoint
+        for leftover in folder.glob(f".{run_name(experiment, ratio, seed)}-x*.train.pt"):
+            print(f"removed {leftover}: the training checkpoint of a finished run")
+            leftover.unlink()
     tests = splits | cross_database_sets(cfg) if todo else {}
     train, val = (ArraySplit(splits[name].images, splits[name].labels) for name in ("train", "val"))
     for group in member_groups(todo, cfg.device):  # each group saved before the next starts: a kill loses one

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from .config import PRECISIONS
 
@@ -91,10 +90,11 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
 
 
 def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON record at ``path`` if its ``expected`` keys match and it and its ``.safetensors`` weights load.
+    """The JSON record at ``path`` if its ``expected`` keys match and its ``.safetensors`` are the weights it pins.
 
-    What lets a finished run or a trained model be reused rather than made again; a damaged record
-    or weights file is named and treated as missing, so what it described is made again.
+    What lets a finished run or a trained model be reused rather than made again; a damaged record,
+    a damaged weights file or one that another run wrote is named and treated as missing, so what the
+    record described is made again (``write_record`` writes the pin).
     """
     if not (path.is_file() and path.with_suffix(".safetensors").is_file()):
         return None
@@ -109,12 +109,25 @@ def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
     if not all(saved.get(key) == value for key, value in expected.items()):
         return None
     weights = path.with_suffix(".safetensors")
-    try:
-        load_file(str(weights))
-    except Exception as exc:  # noqa: BLE001 - truncated, garbage or a header safetensors refuses
-        print(f"{weights} is unreadable ({type(exc).__name__}: {exc}); making it again")
+    if saved.get("weights_sha256") != file_sha256(weights):  # damaged, or a later run's weights beside this record
+        print(f"{weights} is not the file its record {path.name} describes (sha256 differs: damaged, or written "
+              "by a run killed before its record); making it again")
         return None
     return saved
+
+
+def write_record(path: Path, payload: dict[str, Any]) -> Path:
+    """Write a kept record after its ``.safetensors`` weights, pinning them by sha256 so only they can pair with it."""
+    return write_json(path, payload | {"weights_sha256": file_sha256(path.with_suffix(".safetensors"))})
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex digest of a file: pins exact weights in manifests and records."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def data_hash(splits: Mapping[str, Any]) -> str:

@@ -211,7 +211,7 @@ def test_corrupt_weights_of_a_finished_run_are_named_and_the_run_made_again(cfg,
     weights = first.path.with_suffix(".safetensors")
     weights.write_bytes(weights.read_bytes()[:100])
     again = experiments.run_experiment(cfg, "real", seed=0, progress=False)[0]
-    assert f"{weights} is unreadable" in capsys.readouterr().out
+    assert f"{weights} is not the file its record" in capsys.readouterr().out
     assert again.metrics == first.metrics and load_model(weights) is not None
 
 

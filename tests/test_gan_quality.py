@@ -131,23 +131,6 @@ def test_generated_faces_are_compared_without_a_second_crop():
     assert np.array_equal(gray[1, 2], cv2.cvtColor(rgb[1, 2], cv2.COLOR_RGB2GRAY))
 
 
-def test_too_few_identity_people_is_a_config_error_naming_the_key():
-    from fer_utils.config import ConfigError, load_config
-    from fer_utils.gan.quality import _identity_kept
-    cfg = load_config("quick", {"generate.identity_people": 1})
-    with pytest.raises(ConfigError, match="generate.identity_people"):
-        _identity_kept(cfg, np.zeros((2, 64, 64), np.uint8), np.zeros((2, 6, 64, 64), np.uint8), 8)
-
-
-
-@pytest.mark.parametrize("key", ["generate.quality_identities", "generate.identity_people"])
-def test_too_few_persons_is_a_config_error_before_any_training(monkeypatch, key):
-    from fer_utils.config import ConfigError, load_config
-    from fer_utils.gan import quality
-    monkeypatch.setattr(quality, "expression_cnn", lambda cfg: pytest.fail("trained before checking the config"))
-    with pytest.raises(ConfigError, match=f"{key} = 1"):
-        quality.measure_quality(load_config("quick", {key: 1}), pipe=None)
-
 # ---------------------------------------------------------------- the shipped weights' recorded quality
 def _default(tmp_path, **overrides):
     from fer_utils.config import load_config
@@ -176,7 +159,7 @@ def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
     copy = tmp_path / "mine.safetensors"  # the same bytes, but the user's file
     shutil.copyfile(SHIPPED["stargan"], copy)
     assert quality.recorded_quality(_default(tmp_path, **{"generate.stargan_weights": str(copy)})) is None
-    monkeypatch.setattr(quality, "sha256", lambda path: "0" * 64)  # shipped files changed since measured
+    monkeypatch.setattr(quality, "file_sha256", lambda path: "0" * 64)  # shipped files changed since measured
     assert quality.recorded_quality(_default(tmp_path)) is None
 
 
@@ -266,10 +249,10 @@ def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(t
     assert fits == [3, 4, 4, 4, 4] and "judge.json is unreadable" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("overrides", [{"generate.judge_epochs": 0}, {"generate.judge_faces": -1}])
-def test_the_judging_cnn_refuses_a_budget_it_cannot_train_on(tmp_path, monkeypatch, overrides):
-    from fer_utils.config import ConfigError
-    from fer_utils.gan import quality
-    monkeypatch.setattr(quality, "load_database", lambda cfg, name: pytest.fail("read data before checking"))
-    with pytest.raises(ConfigError, match="generate.judge_epochs = .*generate.judge_faces = "):
-        quality.expression_cnn(_default(tmp_path, **overrides))
+@pytest.mark.parametrize("key,value", [("generate.judge_epochs", 0), ("generate.judge_faces", -1),
+                                       ("generate.identity_people", 1), ("generate.quality_identities", 1)])
+def test_the_quality_check_refuses_a_budget_it_cannot_run_with_when_the_preset_is_read(key, value):
+    """Before ~50 min of judge training, not after: the settings are refused when read."""
+    from fer_utils.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match=rf"{key} must be >= "):
+        load_config("quick", {key: value})

@@ -12,7 +12,6 @@ an interrupted unit is removed and redone, so a rerun resumes and never mixes pa
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..preprocess import SPLITS, scale_counts
-from ..runtime import versions, write_json
+from ..runtime import file_sha256, versions, write_json
 from .pipeline import Pipeline, latents, load_pipeline
 
 IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
@@ -60,7 +59,7 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     root = Path(out) if out is not None else cfg.path(cfg.data.generated)
     units = cfg.generate.units if units is None else units
     pipe, paths = load_pipeline(cfg)
-    recipe = {"weights": {model: sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
+    recipe = {"weights": {model: file_sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
               "seed": cfg.generate.seed, "stargan_size": pipe.size, "margin": pipe.margin}
     bar = tqdm(total=units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
     for unit in range(units):
@@ -122,15 +121,6 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
-def sha256(path: str | Path) -> str:
-    """Hex digest of a file, so the manifest pins the exact weights used."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _manifest(cfg: Config, paths: dict[str, str], pipe: Pipeline, units: dict[int, dict]) -> dict[str, Any]:
     """What the database holds and how it was made."""
     crops, splits = Counter(), Counter()
@@ -141,7 +131,7 @@ def _manifest(cfg: Config, paths: dict[str, str], pipe: Pipeline, units: dict[in
     identities = IDENTITIES_PER_UNIT * len(units)
     return {
         "layout": "<split>/<class>/u{unit:02d}_id{k:03d}/u{unit:02d}_id{k:03d}_<class>.png",
-        "weights": {model: {"path": path, "sha256": sha256(path)} for model, path in paths.items()},
+        "weights": {model: {"path": path, "sha256": file_sha256(path)} for model, path in paths.items()},
         "truncation_psi": pipe.psi, "seed": cfg.generate.seed, "units": len(units),
         "identities_per_unit": IDENTITIES_PER_UNIT,
         "identities": identities, "images": identities * len(EMOTIONS), "classes": list(EMOTIONS),

@@ -31,11 +31,11 @@ from ..evaluate import confusion
 from ..models.io import load_model, save_model
 from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
-from ..runtime import data_hash, kept_record, resolve_device, resolve_precision, seed_everything, write_json
+from ..runtime import (data_hash, file_sha256, kept_record, resolve_device, resolve_precision, seed_everything,
+                       write_json, write_record)
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
-from .generate import sha256
 from .identity import fisherfaces, flat, rendered_expressions
 from .pipeline import Pipeline, latents, load_pipeline
 from .shipped import PROVENANCE, SHIPPED, record_provenance, weights_path
@@ -89,19 +89,6 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x if len(x) <= n else x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
 
 
-def check_quality_config(cfg: Config) -> None:
-    """Refuse a quality-check budget it cannot run with, naming the key and value."""
-    g = cfg.generate
-    if g.judge_epochs < 1 or g.judge_faces < 0:
-        raise ConfigError(f"generate.judge_epochs = {g.judge_epochs}, generate.judge_faces = {g.judge_faces}: "
-                          "the judging CNN needs at least 1 epoch and 0 (all) or more training faces")
-    if g.identity_people < 2:
-        raise ConfigError(f"generate.identity_people = {g.identity_people}: Fisherfaces need at least 2 people")
-    if g.quality_identities < 2:
-        raise ConfigError(f"generate.quality_identities = {g.quality_identities}: diversity needs at least 2 "
-                          "generated persons")
-
-
 def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np.ndarray]]:
     """Table-1 CNN trained on world AffectNet-like gray faces (training list); its facts; train/val faces.
 
@@ -110,7 +97,6 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     The CNN is kept in ``results_dir/gan/judge.*`` and reused while its recipe and faces are the
     same, so judging other generators costs minutes, not its ~40 min of training again.
     """
-    check_quality_config(cfg)
     epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
     faces = load_database(cfg, "affectnet")
     split = np.array([row["split"] for row in faces.manifest])
@@ -138,7 +124,7 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
             "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
                                             for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
     save_model(result.model, "cnn", path.with_suffix(".safetensors"))
-    write_json(path, {"params": params, "info": info})  # after the weights: a JSON means both are whole
+    write_record(path, {"params": params, "info": info})  # after the weights, pinning them
     return result.model, info, real
 
 
@@ -152,7 +138,6 @@ def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> d
         pipe: the generators to judge (``load_pipeline(cfg)``).
         identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
-    check_quality_config(cfg)  # before ~50 min of training, not after
     margin, size, identities = cfg.preprocess.margin, cfg.preprocess.image_size, cfg.generate.quality_identities
     model, cnn, real = expression_cnn(cfg)
     # 1. expression transfer on held-out faces (six targets each)
@@ -192,7 +177,6 @@ def _identity_kept(cfg: Config, sources: np.ndarray, expressions: np.ndarray, re
 
     The reference asks the same of rendered people the Fisherfaces were not fitted on.
     """
-    check_quality_config(cfg)
     people = cfg.generate.identity_people
     space, info = fisherfaces(cfg, people, renders)
     n_id = min(len(sources), 200)  # 1 in 200 by chance
@@ -295,7 +279,7 @@ def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     recorded_budget = (judge["epochs"], judge.get("faces_requested"), judge.get("precision_setting", "fp32"))
     if recorded_budget != (cfg.generate.judge_epochs, cfg.generate.judge_faces, cfg.train.precision):
         return None
-    if any(q["weights"][model]["sha256"] != sha256(path) for model, path in pipe_paths.items()):
+    if any(q["weights"][model]["sha256"] != file_sha256(path) for model, path in pipe_paths.items()):
         return None
     return q
 
@@ -319,7 +303,7 @@ def report_quality(cfg: Config, ship: bool = False) -> dict[str, Any]:
     """
     pipe, paths = load_pipeline(cfg)
     q = measure_quality(cfg, pipe)
-    q["weights"] = {model: {"path": path, "sha256": sha256(path)} for model, path in paths.items()}
+    q["weights"] = {model: {"path": path, "sha256": file_sha256(path)} for model, path in paths.items()}
     q["preset"] = cfg.preset
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
     if ship:

@@ -16,10 +16,9 @@ from typing import Any
 import torch
 
 from ..config import Config, ConfigError, WeightsError, data_source
-from ..runtime import resolve_device, versions, write_json
+from ..runtime import file_sha256, remove_stale_temporaries, resolve_device, versions, write_json
 from . import stargan, stylegan2
 from .data import STARGAN_DOMAINS, gan_faces
-from .generate import sha256
 from .shipped import DATABASES, discriminator_path, weights_name
 from .train_stargan import StarGANTrainConfig, train_stargan
 from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
@@ -72,6 +71,8 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         raise ConfigError(f"unknown GAN {model!r}; choose one of {', '.join(DATABASES)}")
     database = DATABASES[model]
     out_dir = cfg.path(cfg.results_dir) / "gan" / model
+    for folder in (out_dir, out_dir / "samples"):  # what a killed run was writing (checkpoint, samples, weights)
+        remove_stale_temporaries(folder)
     if not resume:
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
     images, labels = gan_faces(cfg, database, labelled=model == "stargan")
@@ -187,7 +188,7 @@ def _chain_seconds(record: dict[str, Any] | None) -> float:
 
 def _init_record(path: Path, networks: list[str], earlier: dict[str, Any]) -> dict[str, Any]:
     """Which weights a run started from, which of its networks they gave, and how they were trained."""
-    return {"path": str(path), "sha256": sha256(path), "networks": networks, "iterations": earlier.get("iterations"),
+    return {"path": str(path), "sha256": file_sha256(path), "networks": networks, "iterations": earlier.get("iterations"),
             "seconds_total": earlier.get("seconds_total"), "config": earlier.get("config"),
             "initialised_from": earlier.get("initialised_from")}
 
