@@ -85,11 +85,13 @@ def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
+    from .facegen.people import WorldPeople
     from .gan.quality import quality_table, report_quality
     from .inputs import GAN_DATABASES, prepare_inputs
 
     prepare_inputs(cfg, GAN_DATABASES, weights=True)
-    print(quality_table(report_quality(cfg, ship=args.ship)))
+    people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's known people
+    print(quality_table(report_quality(cfg, people, ship=args.ship)))
     return 0
 
 

@@ -101,11 +101,13 @@ def test_penultimate_is_the_hidden_layer_the_logits_are_read_from():
 
 def test_fisherfaces_tell_rendered_people_apart_across_their_expressions():
     from fer_utils.config import load_config
-    from fer_utils.gan.identity import fisherfaces, flat, rendered_expressions
+    from fer_utils.facegen.people import WorldPeople
+    from fer_utils.gan.identity import expression_crops, fisherfaces, flat
     cfg = load_config("quick")
-    space, info = fisherfaces(cfg, people=60, renders=8)  # the quick preset's
+    people = WorldPeople(cfg.world.seed, cfg.world.image_size)
+    space, info = fisherfaces(cfg, people, people=60, renders=8)  # the quick preset's
     assert info["people"] == 60 and info["dimensions"] == 59
-    neutral, apex = rendered_expressions(cfg, range(60, 80))  # 20 people the space was not fitted on
+    neutral, apex = expression_crops(cfg, people, range(60, 80))  # 20 people the space was not fitted on
     assert neutral.shape == (20, 64, 64) and apex.shape == (20, 6, 64, 64) and apex.dtype == np.uint8
     assert (np.abs(apex.astype(int) - neutral[:, None]).max(axis=(2, 3)) > 30).all()  # each expression shows
     kept = identity_kept(space.transform(flat(apex)).reshape(20, 6, -1), space.transform(flat(neutral)))
@@ -117,7 +119,7 @@ def test_fisherfaces_tell_rendered_people_apart_across_their_expressions():
 def test_identity_pool_is_beyond_every_world_database():
     from fer_utils.config import load_config
     from fer_utils.facegen.writers import POOL_OFFSET
-    from fer_utils.gan.identity import IDENTITY_POOL
+    from fer_utils.facegen.people import IDENTITY_POOL
     paper = load_config("paper").world
     largest = max(POOL_OFFSET.values()) + max(paper.affectnet_images, paper.ffhq_images)
     assert IDENTITY_POOL > largest
@@ -183,12 +185,12 @@ def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_cla
 def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch):
     from fer_utils.gan import quality
     measured = {"measured": True}
-    monkeypatch.setattr(quality, "report_quality", lambda cfg: measured)
-    reused = quality.quality_of(_default(tmp_path))
+    monkeypatch.setattr(quality, "report_quality", lambda cfg, people: measured)
+    reused = quality.quality_of(_default(tmp_path), people=None)
     assert reused is not measured and reused["preset"] == "default"
     assert (tmp_path / "results" / "gan" / "quality.json").is_file()
-    assert quality.quality_of(_default(tmp_path, **{"generate.reuse_quality": False})) is measured
-    assert quality.quality_of(_default(tmp_path, **{"generate.truncation_psi": 0.5})) is measured
+    assert quality.quality_of(_default(tmp_path, **{"generate.reuse_quality": False}), None) is measured
+    assert quality.quality_of(_default(tmp_path, **{"generate.truncation_psi": 0.5}), None) is measured
 
 
 @pytest.mark.parametrize("judge_faces, trained_on", [(0, 40), (25, 25), (1000, 40)])

@@ -3,14 +3,15 @@
 The expression CNN's features are trained to ignore who a face is, and raw pixels change with the
 expression itself, so neither says whether StarGAN kept the person. Fisherfaces (PCA, then linear
 discriminant analysis; Belhumeur et al., 1997) project faces onto the directions that separate
-people most relative to how much one person varies with expression, pose and light. The face
-world renders as many labelled people as needed, in the FFHQ-like style of the faces StyleGAN2
-learned, so the space is fitted on people no quality check ever compares.
+people most relative to how much one person varies with expression, pose and light. The people
+come from a ``People`` source passed in (the face world's, ``fer_utils.facegen.people.WorldPeople``,
+renders as many as needed in the FFHQ-like style StyleGAN2 learned), so the space is fitted on
+people no quality check ever compares, and a user's own labelled people can replace them.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -19,42 +20,26 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from ..config import Config
-from ..emotions import ALL_LABELS, EMOTIONS
-from ..facegen import STYLES, render_style, sample_identities
-from ..facegen.identity import take
-from ..facegen.styles import image_shape, nuisance
 from ..preprocess import centre_box, crop_square, detect_face
 from .features import cnn_input
 
-IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw below (writers.POOL_OFFSET)
 COMPONENTS = 200  # PCA dimensions before the discriminant analysis
 
 
-def render_people(seed: int, people: Sequence[int], renders: int, image_size: int) -> np.ndarray:
-    """``renders`` FFHQ-style frames of each person (P, R, H, W, 3): random expression, pose, light."""
-    style = STYLES["ffhq"]
-    rng = np.random.default_rng([seed, len(people), renders])
-    index = np.repeat(np.asarray(people) + IDENTITY_POOL, renders)
-    ids = sample_identities(seed, index, skin=style.skin, age=style.age)
-    labels = list(rng.choice(list(ALL_LABELS), len(index)))
-    img = render_style(style, ids, labels, rng.uniform(0.3, 1.0, len(index)), image_size, rng)
-    return img.reshape(len(people), renders, *img.shape[1:])
+class People(Protocol):
+    """Faces of known people: the world's (``fer_utils.facegen.people.WorldPeople``) or your own."""
+
+    def frames(self, people: Sequence[int], renders: int) -> np.ndarray:
+        """``renders`` RGB frames of each person (P, R, H, W, 3), varied in expression, pose and light."""
+
+    def expressions(self, people: Sequence[int]) -> np.ndarray:
+        """Each person neutral then at the six apexes, in one view (P, 7, H, W, 3)."""
 
 
-def rendered_expressions(cfg: Config, people: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Gray crops of each person neutral (P, S, S) and at the six apexes (P, 6, S, S), aligned.
-
-    All seven frames of a person share the neutral frame's view and crop box, as StarGAN's six
-    outputs share their source's framing: the generated persons' protocol, on the world's own faces.
-    """
-    style, k = STYLES["ffhq"], 1 + len(EMOTIONS)
-    rng = np.random.default_rng([cfg.world.seed, len(people), k])
-    ids = sample_identities(cfg.world.seed, np.asarray(people) + IDENTITY_POOL, skin=style.skin, age=style.age)
-    shape = image_shape(style, cfg.world.image_size)
-    view = {n: np.repeat(v, k, axis=0) for n, v in nuisance(style, len(people), shape, rng).items()}
-    frames = render_style(style, take(ids, np.repeat(np.arange(len(people)), k)), ["neutral", *EMOTIONS] * len(people),
-                          np.ones(k * len(people)), cfg.world.image_size, rng, **view)
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).reshape(len(people), k, *shape)
+def expression_crops(cfg: Config, source: People, people: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Gray crops of each person neutral (P, S, S) and at the six apexes (P, 6, S, S), all with the neutral's box."""
+    frames = source.expressions(people)
+    gray = np.stack([[cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in person] for person in frames])
     margin, size = cfg.preprocess.margin, cfg.preprocess.image_size
     crops = np.stack([[crop_square(f, _box(person[0]), margin, size) for f in person] for person in gray])
     return crops[:, 0], crops[:, 1:]
@@ -65,15 +50,16 @@ def _box(gray: np.ndarray) -> tuple[int, int, int, int]:
     return detect_face(gray) or centre_box(gray)
 
 
-def fisherfaces(cfg: Config, people: int, renders: int = 8) -> tuple[Pipeline, dict[str, Any]]:
-    """PCA + LDA fitted on ``renders`` gray crops of each of ``people`` rendered persons.
+def fisherfaces(cfg: Config, source: People, people: int, renders: int = 8) -> tuple[Pipeline, dict[str, Any]]:
+    """PCA + LDA fitted on ``renders`` gray crops of each of ``people`` persons of ``source``.
 
     Args:
-        cfg: ``world.seed``, ``world.image_size``, ``preprocess`` crop (margin, size).
-        people: persons to separate (identities ``IDENTITY_POOL`` + 0 .. people - 1).
+        cfg: ``preprocess`` crop (margin, size); ``world.seed`` seeds the PCA.
+        source: the people (persons 0 .. people - 1 are used).
+        people: persons to separate.
         renders: frames per person, each with its own expression, intensity and view.
     """
-    frames = render_people(cfg.world.seed, range(people), renders, cfg.world.image_size)
+    frames = source.frames(range(people), renders)
     gray = cnn_input(frames.reshape(-1, *frames.shape[2:]), cfg.preprocess.margin, cfg.preprocess.image_size)
     components = min(COMPONENTS, len(gray) - people, gray[0].size)
     space = make_pipeline(PCA(components, random_state=cfg.world.seed), LinearDiscriminantAnalysis())

@@ -36,7 +36,7 @@ from ..runtime import (data_hash, file_sha256, kept_record, resolve_device, reso
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
-from .identity import fisherfaces, flat, rendered_expressions
+from .identity import People, expression_crops, fisherfaces, flat
 from .pipeline import Pipeline, latents, load_pipeline
 from .shipped import PROVENANCE, SHIPPED, record_provenance, weights_path
 
@@ -128,7 +128,7 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     return result.model, info, real
 
 
-def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> dict[str, Any]:
+def measure_quality(cfg: Config, pipe: Pipeline, people: People, identity_renders: int = 8) -> dict[str, Any]:
     """The four quality numbers of ``pipe``'s generators (see the module docstring).
 
     Args:
@@ -136,6 +136,7 @@ def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> d
             judging CNN's budget (``generate.judge_epochs``, ``generate.judge_faces``), generated persons
             for diversity and the Frechet distance (``generate.quality_identities``), seeds.
         pipe: the generators to judge (``load_pipeline(cfg)``).
+        people: known people for the identity space (``fer_utils.facegen.people.WorldPeople`` or yours).
         identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
     margin, size, identities = cfg.preprocess.margin, cfg.preprocess.image_size, cfg.generate.quality_identities
@@ -158,7 +159,7 @@ def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> d
     src_gray = cnn_input(sources, margin, size)
     expr_gray = cnn_input(expressions.reshape(-1, *sources.shape[1:]), margin, size)
     expr_feat = penultimate(model, expr_gray)
-    kept = _identity_kept(cfg, _gray(sources, size), _gray(expressions, size), identity_renders)
+    kept = _identity_kept(cfg, people, _gray(sources, size), _gray(expressions, size), identity_renders)
     ffhq, _ = gan_faces(cfg, "ffhq", labelled=False)
     real_ids = cnn_input(pipe.crop(_subsample(ffhq, identities, 0))[0], margin, size)
     n = min(len(real["val"]), len(expr_feat))
@@ -172,15 +173,16 @@ def measure_quality(cfg: Config, pipe: Pipeline, identity_renders: int = 8) -> d
             "crops_centred": sum(p[2].count(NO_FACE) for p in parts)}
 
 
-def _identity_kept(cfg: Config, sources: np.ndarray, expressions: np.ndarray, renders: int) -> dict[str, Any]:
+def _identity_kept(cfg: Config, source: People, sources: np.ndarray, expressions: np.ndarray,
+                   renders: int) -> dict[str, Any]:
     """Identity kept by the generators (gray sources (N, S, S), expressions (N, 6, S, S)) and in the world.
 
     The reference asks the same of rendered people the Fisherfaces were not fitted on.
     """
     people = cfg.generate.identity_people
-    space, info = fisherfaces(cfg, people, renders)
+    space, info = fisherfaces(cfg, source, people, renders)
     n_id = min(len(sources), 200)  # 1 in 200 by chance
-    ref_src, ref_expr = rendered_expressions(cfg, range(people, people + n_id))
+    ref_src, ref_expr = expression_crops(cfg, source, range(people, people + n_id))
 
     def kept_in(project, src: np.ndarray, expr: np.ndarray) -> float:
         return identity_kept(project(expr).reshape(n_id, 6, -1), project(src))
@@ -284,25 +286,25 @@ def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     return q
 
 
-def quality_of(cfg: Config) -> dict[str, Any]:
+def quality_of(cfg: Config, people: People) -> dict[str, Any]:
     """The generators' quality: recorded (``generate.reuse_quality`` and a matching record) or measured."""
     q = recorded_quality(cfg) if cfg.generate.reuse_quality else None
     if q is None:
-        return report_quality(cfg)
+        return report_quality(cfg, people)
     print(f"quality recorded beside the shipped weights ({PROVENANCE.name}, preset {q['preset']}); "
           f"`python -m fer_utils quality --preset {cfg.preset}` measures it again")
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
     return q
 
 
-def report_quality(cfg: Config, ship: bool = False) -> dict[str, Any]:
+def report_quality(cfg: Config, people: People, ship: bool = False) -> dict[str, Any]:
     """Measure the configured generators and save the numbers in ``results_dir/gan/quality.json``.
 
     With ``ship`` the numbers also go into the shipped weights' provenance, but only when the
     configured weights are the shipped files (numbers must describe the weights they sit beside).
     """
     pipe, paths = load_pipeline(cfg)
-    q = measure_quality(cfg, pipe)
+    q = measure_quality(cfg, pipe, people)
     q["weights"] = {model: {"path": path, "sha256": file_sha256(path)} for model, path in paths.items()}
     q["preset"] = cfg.preset
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)

@@ -7,10 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..emotions import EMOTIONS
-from ..plots import STYLE, save_figure
-from .base import Sample
-from .io import FrameReader
+from .emotions import EMOTIONS
+from .plots import STYLE, save_figure
+from .datasets.base import Sample
+from .datasets.io import FrameReader
 
 
 def _source(row: dict, reader: FrameReader) -> np.ndarray:
@@ -20,7 +20,7 @@ def _source(row: dict, reader: FrameReader) -> np.ndarray:
 
 def _show_source(ax: plt.Axes, image: np.ndarray, margin: float) -> None:
     """Draw the source image with the Haar box grown by the crop margin."""
-    from ..preprocess import detect_face
+    from .preprocess import detect_face
 
     ax.imshow(image, cmap="gray", vmin=0, vmax=255)
     box = detect_face(image)

@@ -1,0 +1,52 @@
+"""People rendered for the generators' identity check: many frames of each, or neutral + six apexes in one view.
+
+The quality check (``fer_utils.gan.quality``) fits its identity space on faces of known people and asks
+the same question of people it was not fitted on. The world supplies them here, in the FFHQ-like style
+of the faces StyleGAN2 learned; any object with the same two methods (your own labelled people, say)
+can stand in for ``WorldPeople``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..emotions import ALL_LABELS, EMOTIONS
+from .identity import sample_identities, take
+from .styles import STYLES, image_shape, nuisance, render_style
+
+IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw below (writers.POOL_OFFSET)
+
+
+@dataclass(frozen=True)
+class WorldPeople:
+    """Rendered people drawn from ``IDENTITY_POOL`` onwards, deterministic from ``seed``."""
+
+    seed: int
+    image_size: int
+
+    def frames(self, people: Sequence[int], renders: int) -> np.ndarray:
+        """``renders`` RGB frames of each person (P, R, H, W, 3): random expression, intensity, pose, light."""
+        style = STYLES["ffhq"]
+        rng = np.random.default_rng([self.seed, len(people), renders])
+        index = np.repeat(np.asarray(people) + IDENTITY_POOL, renders)
+        ids = sample_identities(self.seed, index, skin=style.skin, age=style.age)
+        labels = list(rng.choice(list(ALL_LABELS), len(index)))
+        img = render_style(style, ids, labels, rng.uniform(0.3, 1.0, len(index)), self.image_size, rng)
+        return img.reshape(len(people), renders, *img.shape[1:])
+
+    def expressions(self, people: Sequence[int]) -> np.ndarray:
+        """Each person neutral then at the six apexes, all in the neutral frame's view (P, 7, H, W, 3).
+
+        As StarGAN's six outputs share their source's framing: the generated persons' protocol.
+        """
+        style, k = STYLES["ffhq"], 1 + len(EMOTIONS)
+        rng = np.random.default_rng([self.seed, len(people), k])
+        ids = sample_identities(self.seed, np.asarray(people) + IDENTITY_POOL, skin=style.skin, age=style.age)
+        shape = image_shape(style, self.image_size)
+        view = {n: np.repeat(v, k, axis=0) for n, v in nuisance(style, len(people), shape, rng).items()}
+        frames = render_style(style, take(ids, np.repeat(np.arange(len(people)), k)),
+                              ["neutral", *EMOTIONS] * len(people), np.ones(k * len(people)), self.image_size, rng,
+                              **view)
+        return frames.reshape(len(people), k, *frames.shape[1:])
