@@ -6,9 +6,6 @@ tune or check a result. Accuracies are fractions; ``None`` means the paper gives
 """
 from __future__ import annotations
 
-CITATION = ("Gholipour Picha, Al Chanti, Caplier. How far Generated Data Can Impact Neural "
-            "Networks Performance? VISAPP 2023, doi:10.5220/0011629000003417")
-
 # §4.1 Experiment 1: trained on RaFD + Oulu-CASIA (109 train / 10 val / 25 test subjects).
 EXP1_REAL = {"train": 0.845, "test": 0.696, "mmi": 0.45}
 

@@ -23,13 +23,16 @@ from .styles import STYLES
 DATABASES: tuple[str, ...] = WORLD_DATABASES
 MANIFEST = WORLD_MANIFEST
 INCOMPLETE = WORLD_INCOMPLETE
+JOBS: dict[str, Callable[..., list[str]]] = {  # each database's writer of one job (a subject, or a chunk of images)
+    "rafd": W.rafd_job, "oulu": W.oulu_job, "mmi": W.mmi_job, "ckplus": W.ckplus_job,
+    "affectnet": W.affectnet_job, "ffhq": W.ffhq_job,
+}
 
 
 def _jobs(cfg: Config, name: str, root: Path) -> tuple[Callable[[int], list[str]], list[int]]:
     """The job function of a database and the job numbers (subjects or image chunks)."""
     wc = cfg.world
-    fn = getattr(W, f"{name}_job")
-    base = partial(fn, root, wc.seed, wc.image_size)
+    base = partial(JOBS[name], root, wc.seed, wc.image_size)
     if name in ("affectnet", "ffhq"):
         total = getattr(wc, f"{name}_images")
         return partial(base, total=total), list(range((total + W.CHUNK - 1) // W.CHUNK))
