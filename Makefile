@@ -36,7 +36,8 @@ reproduce: $(VENV)/.stamp-test  ## the whole paper on params/$(PRESET).yaml: not
 	$(call run_notebooks,$(AFTER_SWEEP))
 	@echo "make reproduce (preset $(PRESET)): $$(( ($$(date +%s) - $$(cat $(EXECUTED)/.started)) / 60 )) min after set-up"
 
-test: $(VENV)/.stamp-test  ## unit tests + notebooks under nbval on the quick preset
+test: $(VENV)/.stamp-test  ## ruff (settings in pyproject.toml), then unit tests + notebooks under nbval on the quick preset
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest --nbval-lax --durations=20 tests $(NOTEBOOKS)
 
 # JupyterLab exits at once when run as root (most containers) unless given --allow-root, so the

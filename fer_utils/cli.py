@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_world)
 
     p = sub.add_parser("check", parents=[common],
-                       help="check every setting, database and weights file, writing nothing (start here with your data)")
+                       help="check every setting, database and weights file, writing nothing "
+                            "(start here with your data)")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("preprocess", parents=[common],

@@ -33,7 +33,8 @@ def per_class(preds: np.ndarray, labels: np.ndarray, names: tuple[str, ...] = EM
             for i, n in enumerate(names)}
 
 
-def bootstrap_accuracy_ci(correct: np.ndarray, n_boot: int = 10_000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_accuracy_ci(correct: np.ndarray, n_boot: int = 10_000, level: float = 0.95,
+                          seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of accuracy.
 
     Resampling N 0/1 outcomes with replacement gives Binomial(N, acc) hits, so the bootstrap is
@@ -67,7 +68,8 @@ def paired_sign_flip_test(a: np.ndarray, b: np.ndarray, n_perm: int = 10_000, se
     return {"mean_diff": float(diff.mean()), "p_value": p, "n": int(diff.size)}
 
 
-def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, names: tuple[str, ...] = EMOTIONS, seed: int = 0) -> dict[str, Any]:
+def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, names: tuple[str, ...] = EMOTIONS,
+             seed: int = 0) -> dict[str, Any]:
     """All metrics of one model on one test set, as a JSON-ready dict."""
     preds, labels = to_predictions(probs_or_preds), np.asarray(labels, dtype=np.int64)
     if preds.shape != labels.shape:

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import WORLD_DATABASES, WORLD_INCOMPLETE, WORLD_MANIFEST, Config, DataError, InputError, data_source, is_world_path
+from .config import (
+    WORLD_DATABASES,
+    WORLD_INCOMPLETE,
+    WORLD_MANIFEST,
+    Config,
+    DataError,
+    InputError,
+    data_source,
+    is_world_path,
+)
 from .datasets import SkipReport, read_database
 from .emotions import EMOTIONS, label_name
 from .preprocess import EXPERIMENT_DATABASES

@@ -7,10 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .emotions import EMOTIONS
-from .plots import STYLE, save_figure
 from .datasets.base import Sample
 from .datasets.io import FrameReader
+from .emotions import EMOTIONS
+from .plots import STYLE, save_figure
 
 
 def _source(row: dict, reader: FrameReader) -> np.ndarray:

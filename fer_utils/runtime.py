@@ -131,7 +131,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def data_hash(splits: Mapping[str, Any]) -> str:
-    """Hash of every split's faces and labels: two runs (or a run and a checkpoint) with the same hash saw the same data.
+    """Hash of every split's faces and labels: two runs (or a run and a checkpoint) with the same hash saw the
+    same data.
 
     Takes anything with ``images`` and ``labels`` arrays (``train.ArraySplit``, a preprocessed ``FaceSet``).
     """

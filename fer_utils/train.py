@@ -23,9 +23,15 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .models import build_model
-from .runtime import (atomic_path, data_hash, mixed_precision, resolve_device, resolve_precision, seed_everything,
-                      usable_cores)
-
+from .runtime import (
+    atomic_path,
+    data_hash,
+    mixed_precision,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+    usable_cores,
+)
 
 VMAP_DEVICES = {"cuda"}  # where members run as one vmapped call (kernel-launch bound, so it pays)
 # Elsewhere members train one after another: on 2 CPU cores, interleaving three members ran at
@@ -267,7 +273,8 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
     recipe["precision"] = run["precision"]  # what ran, which "auto" does not say
-    meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "data": data_hash({"train": train, "val": val})}
+    data = data_hash({"train": train, "val": val})
+    meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "data": data}
     keys = ("loss", "acc", "val_loss", "val_acc")
     state = _State(0, [{k: [] for k in keys} for _ in seeds], [float("inf")] * len(seeds),
                    [0] * len(seeds), [0] * len(seeds), [0] * len(seeds), 0.0, 0)
@@ -312,7 +319,8 @@ def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...]) 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, device: str | torch.device = "auto", batch_size: int = 512) -> np.ndarray:
+def predict(model: nn.Module, images: np.ndarray, device: str | torch.device = "auto",
+            batch_size: int = 512) -> np.ndarray:
     """Class probabilities (N, C) for uint8 faces (N, H, W), in eval mode."""
     device = resolve_device(device) if isinstance(device, str) else device
     model = model.to(device).eval()

@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 
 from fer_utils.config import DataError, load_config
-from fer_utils.datasets import (ADAPTERS, SkipReport, read_affectnet, read_ckplus, read_database, read_fer2013,
-                                read_ffhq, read_folder, read_mmi, read_oulu, read_rafd)
+from fer_utils.datasets import (
+    ADAPTERS,
+    SkipReport,
+    read_affectnet,
+    read_ckplus,
+    read_database,
+    read_fer2013,
+    read_ffhq,
+    read_folder,
+    read_mmi,
+    read_oulu,
+    read_rafd,
+)
 from fer_utils.datasets.io import BadImage, FrameReader, read_image
 from fer_utils.datasets.mmi import clip_frames
 from fer_utils.emotions import CONTEMPT, NEUTRAL

@@ -53,8 +53,14 @@ def test_paired_test_separates_shifted_samples() -> None:
 
 
 def test_save_run_writes_json(tmp_path) -> None:
-    """A run file holds params, seed, data hash, metrics, history and versions."""
+    """A run file holds params, seed, data hash, metrics, history, versions and the sha256 of its weights."""
+    import hashlib
+
+    weights = tmp_path / "exp1" / "cnn_seed0.safetensors"  # written first: the record pins it
+    weights.parent.mkdir()
+    weights.write_bytes(b"weights")
     path = save_run(tmp_path, "exp1", "cnn_seed0", {"epochs": 2}, 0, "abc", evaluate(PREDS, LABELS), {"loss": [1.0]})
     data = json.loads(path.read_text())
     assert path == tmp_path / "exp1" / "cnn_seed0.json"
     assert data["seed"] == 0 and data["data_hash"] == "abc" and "torch" in data["versions"]
+    assert data["weights_sha256"] == hashlib.sha256(b"weights").hexdigest()

@@ -189,13 +189,15 @@ def test_vgg_keeps_the_recipe_but_its_own_epoch_cap() -> None:
     cfg = load_config("quick", {"train.epochs": 7, "sota.vgg_epochs": 2})
     vgg, cnn = experiments.run_params(cfg, "vgg", 0), experiments.run_params(cfg, "real", 0)
     assert (vgg["model"], vgg["train"]["epochs"], cnn["train"]["epochs"]) == ("vgg16", 2, 7)
-    assert {k: v for k, v in vgg["train"].items() if k != "epochs"} == {k: v for k, v in cnn["train"].items() if k != "epochs"}
+    assert ({k: v for k, v in vgg["train"].items() if k != "epochs"}
+            == {k: v for k, v in cnn["train"].items() if k != "epochs"})
 
 
 @pytest.mark.parametrize("bf16_units, runs", [(True, "bf16"), (False, "fp32")])
 def test_a_run_is_defined_by_the_precision_that_runs_not_the_setting(monkeypatch, bf16_units, runs):
     """`auto` trains in bf16 on one CPU and fp32 on another: a saved run must not pass for the other."""
     import torch
+
     from fer_utils import experiments
     from fer_utils.config import load_config
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16_units)

@@ -336,7 +336,8 @@ def test_affectnet_and_ffhq_layout(tiny_world):
         assert int(code) in AFFECTNET_CODES and len(marks.split(";")) == 136
         assert re.fullmatch(r"\d+/[0-9a-f]{56}\.jpg", path) and (root / "Manually_Annotated_Images" / path).is_file()
     ffhq = sorted((tiny_world[2]["ffhq"] / "thumbnails128x128").rglob("*.png"))
-    assert len(ffhq) == 20 and ffhq[0].relative_to(tiny_world[2]["ffhq"]).as_posix() == "thumbnails128x128/00000/00000.png"
+    assert len(ffhq) == 20
+    assert ffhq[0].relative_to(tiny_world[2]["ffhq"]).as_posix() == "thumbnails128x128/00000/00000.png"
 
 
 def test_incomplete_database_is_rewritten(tmp_path):

@@ -51,7 +51,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -388,7 +388,7 @@ def synthetic_faces(n: int, seed: int, database: str = "rafd") -> P.FaceSet:
     return P.FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
 
 
-@lru_cache(maxsize=None)
+@cache
 def synthetic_sets() -> tuple[dict[str, P.FaceSet], dict[str, P.FaceSet]]:
     splits = {"train": synthetic_faces(60, 0), "val": synthetic_faces(24, 1), "test": synthetic_faces(24, 2)}
     return splits, {"mmi": synthetic_faces(18, 3, "mmi"), "ckplus": synthetic_faces(12, 4, "ckplus")}

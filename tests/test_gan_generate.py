@@ -10,8 +10,6 @@ from fer_utils.emotions import EMOTIONS
 from fer_utils.gan import generate as gen
 
 
-
-
 def tiny_cfg(weights, **overrides):
     sg, st = weights
     return load_config("quick", {"device": "cpu", "generate.stylegan2_weights": str(sg),
@@ -33,7 +31,8 @@ def test_layout_is_what_read_folder_reads(tiny_weights, tmp_path):
     assert {s.subject[:4] for s in samples} == {"u00_", "u01_"}
     assert all(len([t for t in samples if t.subject == s.subject]) == 6 for s in samples[:12])
     sample = samples[0]
-    rel = f"{sample.extra['split']}/{EMOTIONS[sample.label]}/{sample.subject}/{sample.subject}_{EMOTIONS[sample.label]}.png"
+    emotion = EMOTIONS[sample.label]
+    rel = f"{sample.extra['split']}/{emotion}/{sample.subject}/{sample.subject}_{emotion}.png"
     assert sample.path.endswith(rel)
     manifest = (root / gen.MANIFEST).read_text()
     assert '"units": 2' in manifest and '"sha256"' in manifest

@@ -84,6 +84,7 @@ def test_targets_follow_emotions_order():
 
 def test_crop_runs_on_threads_and_gives_each_face_its_own_crop_in_order(monkeypatch):
     import threading
+
     from fer_utils.facegen.expressions import AU_INDEX
     from fer_utils.facegen.identity import sample_identities
     from fer_utils.facegen.render import render_faces

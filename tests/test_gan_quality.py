@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from fer_utils.gan.features import cnn_input, penultimate
-from fer_utils.gan.quality import (DUPLICATE_RMS, diversity, frechet_distance, identity_kept,
-                                   nearest_neighbour_rms)
+from fer_utils.gan.quality import DUPLICATE_RMS, diversity, frechet_distance, identity_kept, nearest_neighbour_rms
 from fer_utils.models.cnn import PaperCNN
 
 
@@ -118,8 +117,8 @@ def test_fisherfaces_tell_rendered_people_apart_across_their_expressions():
 
 def test_identity_pool_is_beyond_every_world_database():
     from fer_utils.config import load_config
-    from fer_utils.facegen.writers import POOL_OFFSET
     from fer_utils.facegen.people import IDENTITY_POOL
+    from fer_utils.facegen.writers import POOL_OFFSET
     paper = load_config("paper").world
     largest = max(POOL_OFFSET.values()) + max(paper.affectnet_images, paper.ffhq_images)
     assert IDENTITY_POOL > largest
@@ -156,6 +155,7 @@ def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides):
 
 def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
     import shutil
+
     from fer_utils.gan import quality
     from fer_utils.gan.shipped import SHIPPED
     copy = tmp_path / "mine.safetensors"  # the same bytes, but the user's file
@@ -167,6 +167,7 @@ def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
 
 def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_class(tmp_path):
     import copy
+
     from fer_utils.gan.quality import quality_table, recorded_quality
     q = copy.deepcopy(recorded_quality(_default(tmp_path)))
     q["expression_transfer"]["per_class"] = {"angry": 0.13, "happy": 0.98}
@@ -196,6 +197,7 @@ def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, mo
 @pytest.mark.parametrize("judge_faces, trained_on", [(0, 40), (25, 25), (1000, 40)])
 def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, judge_faces, trained_on):
     from types import SimpleNamespace
+
     from fer_utils.gan import quality
     rng = np.random.default_rng(0)
     splits = ["train"] * 40 + ["val"] * 12
@@ -219,6 +221,7 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
 
 def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
+
     from fer_utils.gan import quality
     rng = np.random.default_rng(0)
     faces = SimpleNamespace(images=rng.integers(0, 255, (52, 64, 64), dtype=np.uint8), labels=np.arange(52) % 6,

@@ -15,8 +15,14 @@ from safetensors.torch import save_file
 
 from fer_utils.config import WeightsError, load_config
 from fer_utils.gan import shipped, stargan, stylegan2
-from fer_utils.gan.weights import (load_stargan_ckpt, load_stylegan2_pkl, load_weights, read_metadata,
-                                   read_network_pkl, save_weights)
+from fer_utils.gan.weights import (
+    load_stargan_ckpt,
+    load_stylegan2_pkl,
+    load_weights,
+    read_metadata,
+    read_network_pkl,
+    save_weights,
+)
 
 TINY_G = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
               mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=32))

@@ -18,7 +18,8 @@ CASES = {
     "confusion": lambda p: plots.confusion_heatmap(np.array(METRICS["confusion"]), EMOTIONS, "MMI", path=p),
     "prf": lambda p: plots.prf_bars(METRICS["per_class"], "MMI", path=p),
     "learning": lambda p: plots.learning_curves(HISTORY, "CNN", path=p),
-    "ratio": lambda p: plots.ratio_curve({"MMI": (["real", "synth", "k=1"], [0.5, 0.55, 0.6], [0.45, 0.5, 0.56], [0.55, 0.6, 0.64])}, path=p),
+    "ratio": lambda p: plots.ratio_curve(
+        {"MMI": (["real", "synth", "k=1"], [0.5, 0.55, 0.6], [0.45, 0.5, 0.56], [0.55, 0.6, 0.64])}, path=p),
 }
 
 

@@ -31,7 +31,8 @@ def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
 
 
 def _batched(pipe: Pipeline, z: torch.Tensor, batch_size: int) -> tuple[float, dict[str, float]]:
-    """Identities/s of the pipeline as ``generate`` runs it (batches, six expressions per call), and seconds per stage."""
+    """Identities/s of the pipeline as ``generate`` runs it (batches, six expressions per call), and seconds per
+    stage."""
     stages: dict[str, float] = {}  # filled by the pipeline, in stage order
     t0 = time.perf_counter()
     for i in range(0, len(z), batch_size):
@@ -55,7 +56,8 @@ def run(cfg: Config, n: int | None = None) -> dict[str, float]:
     n = n or (2048 if pipe.device.type == "cuda" else 288)
     z = latents(cfg.generate.seed, 0, n, pipe.stylegan2.z_dim)
     flops = flops_per_identity(pipe)
-    name = torch.cuda.get_device_name(pipe.device) if pipe.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    cpu = f"cpu ({torch.get_num_threads()} threads)"
+    name = torch.cuda.get_device_name(pipe.device) if pipe.device.type == "cuda" else cpu
     print(f"device: {name}; {n} identities x 6 expressions at {pipe.size} px; weights {paths}")
     _batched(pipe, z[:cfg.generate.batch_size], cfg.generate.batch_size)  # warm-up
     naive = _naive(pipe, z[: max(16, n // 8)])

@@ -32,7 +32,8 @@ def run(cfg: Config, n: int | None = None, seeds: int = 5, batch: int = 64) -> d
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {n} faces 64x64, batch {batch}, Table-1 CNN, {seeds} seeds, 1 epoch each, "
           f"{resolve_precision(recipe.precision, device)}")
-    fit("cnn", ArraySplit(images[:batch], labels[:batch]), val, recipe, device, tuple(range(seeds)), progress=False)  # warm-up
+    # warm-up
+    fit("cnn", ArraySplit(images[:batch], labels[:batch]), val, recipe, device, tuple(range(seeds)), progress=False)
     sequential = _img_per_s(train, val, recipe, device, [(s,) for s in range(seeds)])
     print(f"sequential ({seeds} runs) : {sequential:8.1f} img/s")
     batched = _img_per_s(train, val, recipe, device, [tuple(range(seeds))])

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..emotions import CKPLUS_CODES
-from .base import (Sample, SkipReport, check_root, frame_names, keep_label, last_frames, missing_layout,
-                   require_samples)
+from .base import Sample, SkipReport, check_root, frame_names, keep_label, last_frames, missing_layout, require_samples
 
 WHAT = "cohn-kanade-images/S###/###/*.png and Emotion/S###/###/*_emotion.txt"
 IMAGE_DIRS = ("cohn-kanade-images", "extended-cohn-kanade-images",

@@ -155,9 +155,11 @@ def _height(u: Tensor, v: Tensor, f: dict[str, Tensor], head_depth: Tensor, insi
     nose_top = f["eye_y"] + f["nose_len"] + 0.12
     z = z + f["nose_h"] * tn * _gauss(u, f["nose_w"] * (0.35 + 0.65 * tn)) * _soft(v - nose_top, 0.06)
     z = z + 0.08 * _gauss(au - 0.42, 0.14) * _gauss(v - 0.28 + f["cheek_up"], 0.13) * (1 + 0.8 * f["cheek_up"] / 0.09)
-    z = z + 0.05 * _gauss(u, 0.2) * _gauss(v - f["mouth_c"], 0.08) + 0.04 * _gauss(u, 0.2) * _gauss(v - f["chin"] + 0.12, 0.08)
+    z = z + 0.05 * _gauss(u, 0.2) * _gauss(v - f["mouth_c"], 0.08)
+    z = z + 0.04 * _gauss(u, 0.2) * _gauss(v - f["chin"] + 0.12, 0.08)
     z = z - 0.10 * _gauss(au - f["eye_sep"], 0.13) * _gauss(v - f["eye_y"] + 0.03, 0.08)
-    z = z - 0.04 * f["fold"] * _gauss(au - 0.2 - 0.6 * (v - 0.3).clamp(0, 0.4), 0.025) * ((v > 0.3) & (v < f["mouth_c"] + 0.1))
+    fold_band = (v > 0.3) & (v < f["mouth_c"] + 0.1)
+    z = z - 0.04 * f["fold"] * _gauss(au - 0.2 - 0.6 * (v - 0.3).clamp(0, 0.4), 0.025) * fold_band
     return z - 0.10 * inside
 
 
@@ -167,7 +169,8 @@ def _skin_shade(u: Tensor, v: Tensor, f: dict[str, Tensor]) -> Tensor:
     tex = 1 + 0.025 * torch.sin(23 * u + f["texture_phase"]) * torch.sin(19 * v - f["texture_phase"])
     lines = f["age"] ** 2 * 0.10 * (torch.sin(v * 90) > 0.6) * _gauss(v + 0.6, 0.1) * (au < 0.5)
     lines = lines + 0.35 * f["frown"] * _gauss(au - 0.05, 0.012) * _gauss(v - f["brow_y"] - 0.02, 0.07)
-    lines = lines + 0.35 * f["wrinkle_nose"] * (torch.sin(v * 110) > 0.3) * _gauss(u, 0.07) * _gauss(v - f["eye_y"] - 0.02, 0.05)
+    ridges = torch.sin(v * 110) > 0.3
+    lines = lines + 0.35 * f["wrinkle_nose"] * ridges * _gauss(u, 0.07) * _gauss(v - f["eye_y"] - 0.02, 0.05)
     shade = tex * (1 - lines) * (1 + 0.10 * _gauss(au - 0.45, 0.14) * _gauss(v - 0.3, 0.12))
     stubble = f["beard"] * 0.25 * _soft(0.45 - v, 0.1) * _soft(au - 0.75, 0.1)
     return shade * (1 - stubble)
@@ -284,7 +287,8 @@ def _package_path() -> Path:
 
 def _build_package(path: Path, args: tuple) -> None:
     """Export ``_render`` for any batch (>= 2) and frame size (>= 4 px) and compile it; written atomically."""
-    faces, height, width = (torch.export.Dim(name, min=low) for name, low in (("faces", 2), ("height", 4), ("width", 4)))
+    minima = (("faces", 2), ("height", 4), ("width", 4))
+    faces, height, width = (torch.export.Dim(name, min=low) for name, low in minima)
     ids, colours = ({k: {0: faces} for k in group} for group in args[:2])
     shapes = (ids, colours, *[{0: faces}] * 6, {0: height, 1: width})
     program = torch.export.export(_Renderer(), args, dynamic_shapes=shapes)
@@ -342,7 +346,8 @@ def _compiled() -> Callable[..., Tensor] | None:
         failed = path.with_suffix(".failed")
         if not path.is_file():
             if failed.is_file():
-                raise RuntimeError(f"an earlier attempt failed ({failed.read_text().strip()}); delete {failed} to retry")
+                raise RuntimeError(f"an earlier attempt failed ({failed.read_text().strip()}); "
+                                   f"delete {failed} to retry")
             _build_package(path, _example_inputs())
         return torch._inductor.aoti_load_package(str(path))
     except Exception as err:  # any failure to build the optimisation leaves the eager renderer, which is correct
@@ -417,7 +422,8 @@ def render_faces(identities: dict[str, np.ndarray], aus: np.ndarray, pose: np.nd
 
 def _tensors(identities: dict[str, np.ndarray], per_face: list[np.ndarray], size: tuple[int, int],
              device: str | torch.device) -> tuple:
-    """The renderer's inputs: identity scalars as (N, 1, 1), colours (N, 3), per-face rows, a canvas of the frame size."""
+    """The renderer's inputs: identity scalars as (N, 1, 1), colours (N, 3), per-face rows, a canvas of the frame
+    size."""
     def tensor(a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=torch.float32, device=device)
     # in a fixed order: the compiled package takes the fields by position, whatever order the caller's dict has

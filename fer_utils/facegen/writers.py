@@ -68,7 +68,8 @@ def rafd_job(root: Path, seed: int, size: int, subject: int) -> list[str]:
     n = len(ALL_LABELS) * 9
     labels = [lab for lab in ALL_LABELS for _ in range(9)]
     st = STYLES["rafd"]
-    aus = np.repeat(expression_aus(list(ALL_LABELS), np.ones(8), np.repeat(ids["au_gain"], 8, 0), rng, st.variability), 9, 0)
+    gains = np.repeat(ids["au_gain"], 8, 0)
+    aus = np.repeat(expression_aus(list(ALL_LABELS), np.ones(8), gains, rng, st.variability), 9, 0)
     yaw = np.tile(np.repeat(list(RAFD_ANGLES.values()), 3), 8)
     gaze = np.zeros((n, 2), np.float32)
     gaze[:, 0] = np.tile(list(RAFD_GAZES.values()), 24)

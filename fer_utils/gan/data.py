@@ -2,8 +2,9 @@
 
 StarGAN learns expressions from AffectNet-like faces of the training list, cropped like the real
 data (Haar, else the database box, margin ``preprocess.margin``), with 7 domains: the six classes
-and neutral (contempt and the validation list are left out, counted). StyleGAN2 learns identities from FFHQ-like faces, which are already
-aligned, so the whole image is only resized (as NVlabs trains on FFHQ).
+and neutral (contempt and the validation list are left out, counted). StyleGAN2 learns identities
+from FFHQ-like faces, which are already aligned, so the whole image is only resized (as NVlabs
+trains on FFHQ).
 """
 from __future__ import annotations
 

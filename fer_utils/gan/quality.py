@@ -31,8 +31,16 @@ from ..evaluate import confusion
 from ..models.io import load_model, save_model
 from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
-from ..runtime import (data_hash, file_sha256, kept_record, resolve_device, resolve_precision, seed_everything,
-                       write_json, write_record)
+from ..runtime import (
+    data_hash,
+    file_sha256,
+    kept_record,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+    write_json,
+    write_record,
+)
 from ..train import ArraySplit, fit, predict
 from .data import gan_faces
 from .features import cnn_input, penultimate

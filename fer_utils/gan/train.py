@@ -188,8 +188,9 @@ def _chain_seconds(record: dict[str, Any] | None) -> float:
 
 def _init_record(path: Path, networks: list[str], earlier: dict[str, Any]) -> dict[str, Any]:
     """Which weights a run started from, which of its networks they gave, and how they were trained."""
-    return {"path": str(path), "sha256": file_sha256(path), "networks": networks, "iterations": earlier.get("iterations"),
-            "seconds_total": earlier.get("seconds_total"), "config": earlier.get("config"),
+    return {"path": str(path), "sha256": file_sha256(path), "networks": networks,
+            "iterations": earlier.get("iterations"), "seconds_total": earlier.get("seconds_total"),
+            "config": earlier.get("config"),
             "initialised_from": earlier.get("initialised_from")}
 
 

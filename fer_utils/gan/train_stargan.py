@@ -15,8 +15,16 @@ from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
 from .stargan import Discriminator, Generator
-from .training import (StateDicts, data_fingerprint, images_to_tensor, load_networks, resumable_checkpoint,
-                       run_fingerprint, save_checkpoint, save_grid)
+from .training import (
+    StateDicts,
+    data_fingerprint,
+    images_to_tensor,
+    load_networks,
+    resumable_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+    save_grid,
+)
 from .weights import save_weights
 
 
