@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..emotions import ALL_LABELS
+from ..runtime import atomic_path
 from .expressions import expression_aus
 from .identity import sample_identities, take
 from .styles import STYLES, image_shape, nuisance, render_style
@@ -27,8 +28,12 @@ def style_grid(name: str, columns: int = 6, seed: int = 0, image_size: int = 128
     return img.reshape(rows, columns, *img.shape[1:])
 
 
-def save_style_grids(out_dir: Path, columns: int = 6, seed: int = 0) -> list[Path]:
-    """Save ``world_<style>.png`` for every style, each row labelled with its expression."""
+def save_style_grids(out_dir: Path, columns: int = 6, seed: int = 0, dpi: int = 60) -> list[Path]:
+    """Save ``world_<style>.png`` for every style (rows = expressions, columns = identities), atomically.
+
+    Notebook 02 calls it, so ``figures/`` shows the world the default results come from; ``dpi`` 60 keeps
+    each grid near 100 KB while a face stays about 70 px wide.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,8 +52,8 @@ def save_style_grids(out_dir: Path, columns: int = 6, seed: int = 0) -> list[Pat
         fig.suptitle(f"{name}-like style (columns = identities)", fontsize=9)
         fig.tight_layout()
         path = Path(out_dir) / f"world_{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
         plt.close(fig)
         paths.append(path)
     return paths
