@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fer_utils.gan.features import cnn_input, penultimate
-from fer_utils.gan.quality import DUPLICATE_RMS, diversity, frechet_distance, identity_kept, nearest_neighbour_rms
+from fer_utils.gan.measures import DUPLICATE_RMS, diversity, frechet_distance, identity_kept, nearest_neighbour_rms
 from fer_utils.models.cnn import PaperCNN
 
 
@@ -198,7 +198,7 @@ def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, mo
 def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, judge_faces, trained_on):
     from types import SimpleNamespace
 
-    from fer_utils.gan import quality
+    from fer_utils.gan import judge
     rng = np.random.default_rng(0)
     splits = ["train"] * 40 + ["val"] * 12
     faces = SimpleNamespace(images=rng.integers(0, 255, (52, 64, 64), dtype=np.uint8),
@@ -209,10 +209,10 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
         seen.update(train=len(train.labels), val=len(val.labels), epochs=recipe.epochs, precision=recipe.precision)
         return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="bf16")]
 
-    monkeypatch.setattr(quality, "load_database", lambda cfg, name: faces)
-    monkeypatch.setattr(quality, "fit", fake_fit)
+    monkeypatch.setattr(judge, "load_database", lambda cfg, name: faces)
+    monkeypatch.setattr(judge, "fit", fake_fit)
     cfg = _default(tmp_path, **{"generate.judge_epochs": 3, "generate.judge_faces": judge_faces})
-    _, info, real = quality.expression_cnn(cfg)
+    _, info, real = judge.expression_cnn(cfg)
     assert seen == {"train": trained_on, "val": 12, "epochs": 3, "precision": "auto"}
     assert (info["train_faces"], info["faces_requested"], info["epochs"]) == (trained_on, judge_faces, 3)
     assert (info["precision_setting"], info["precision"]) == ("auto", "bf16")  # the setting and what ran
@@ -222,7 +222,7 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
 def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from fer_utils.gan import quality
+    from fer_utils.gan import judge
     rng = np.random.default_rng(0)
     faces = SimpleNamespace(images=rng.integers(0, 255, (52, 64, 64), dtype=np.uint8), labels=np.arange(52) % 6,
                             manifest=[{"split": s} for s in ["train"] * 40 + ["val"] * 12])
@@ -233,24 +233,24 @@ def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(t
         fits.append(recipe.epochs)
         return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="fp32")]
 
-    monkeypatch.setattr(quality, "load_database", lambda cfg, name: faces)
-    monkeypatch.setattr(quality, "fit", fake_fit)
+    monkeypatch.setattr(judge, "load_database", lambda cfg, name: faces)
+    monkeypatch.setattr(judge, "fit", fake_fit)
     cfg = _default(tmp_path, **{"generate.judge_epochs": 3})
-    first, info, _ = quality.expression_cnn(cfg)
-    again, info_again, _ = quality.expression_cnn(cfg)
+    first, info, _ = judge.expression_cnn(cfg)
+    again, info_again, _ = judge.expression_cnn(cfg)
     assert fits == [3] and info_again == info  # the kept CNN, not a second training
     x = torch.rand(4, 1, 64, 64)
     assert torch.equal(first(x), again(x))
-    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))  # another recipe
+    judge.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))  # another recipe
     assert fits == [3, 4]
     faces.images[0] += 1  # other faces, same recipe
-    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
+    judge.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
     assert fits == [3, 4, 4]
     (tmp_path / "results" / "gan" / "judge.safetensors").unlink()  # weights gone: train again
-    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
+    judge.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
     assert fits == [3, 4, 4, 4]
     (tmp_path / "results" / "gan" / "judge.json").write_text("{not json")  # damaged record: named, trained again
-    quality.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
+    judge.expression_cnn(_default(tmp_path, **{"generate.judge_epochs": 4}))
     assert fits == [3, 4, 4, 4, 4] and "judge.json is unreadable" in capsys.readouterr().out
 
 

@@ -12,128 +12,32 @@
 4. Frechet distance in the CNN's penultimate space: generated faces vs held-out real faces, beside
    real training faces vs the same held-out faces (equal sample sizes).
 Every face goes through the real data's preprocessing (Haar crop + margin, gray, 64x64) first.
+The measures are pure functions (``measures.py``), the judging CNN lives in ``judge.py``; this module
+measures a pair of generators, keeps the record beside them and tabulates it.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from scipy import linalg
-from torch import nn
 
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..evaluate import confusion
-from ..models.io import load_model, save_model
-from ..preprocess import NO_FACE, load_database
+from ..preprocess import NO_FACE
 from ..report import markdown_table
-from ..runtime import (
-    data_hash,
-    file_sha256,
-    kept_record,
-    resolve_device,
-    resolve_precision,
-    seed_everything,
-    write_json,
-    write_record,
-)
-from ..train import ArraySplit, fit, predict
+from ..runtime import file_sha256, write_json
+from ..train import predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
 from .identity import People, expression_crops, fisherfaces, flat
+from .judge import expression_cnn
+from .measures import diversity, frechet_distance, identity_kept, subsample
 from .pipeline import Pipeline, latents, load_pipeline
 from .shipped import PROVENANCE, SHIPPED, record_provenance, weights_path
-
-DUPLICATE_RMS = 0.02  # about 5 gray levels on average: visually the same face
-
-
-def identity_kept(expressions: np.ndarray, sources: np.ndarray) -> float:
-    """Share of (person, expression) whose nearest source (cosine) is the person's own.
-
-    Args:
-        expressions: features (N, E, F) of each person's E expressions.
-        sources: features (N, F) of each person's source face.
-    """
-    def unit(x: np.ndarray) -> np.ndarray:
-        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-    sims = np.einsum("nef,mf->nem", unit(expressions), unit(sources))  # (N, E, N)
-    own = np.arange(len(sources))[:, None]
-    return float((sims.argmax(axis=2) == own).mean())
-
-
-def nearest_neighbour_rms(gray: np.ndarray) -> np.ndarray:
-    """Each face's RMS pixel distance (gray in [0, 1]) to its nearest other face; (N,)."""
-    x = gray.reshape(len(gray), -1).astype(np.float64) / 255
-    sq = (x**2).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0) / x.shape[1]
-    np.fill_diagonal(d2, np.inf)
-    return np.sqrt(d2.min(axis=1))
-
-
-def diversity(gray: np.ndarray, threshold: float = DUPLICATE_RMS) -> dict[str, float]:
-    """Nearest-neighbour distances summarised, and the number of faces with a near-duplicate."""
-    nn_rms = nearest_neighbour_rms(gray)
-    return {"faces": len(gray), "nn_rms_min": float(nn_rms.min()), "nn_rms_median": float(np.median(nn_rms)),
-            "near_duplicates": int((nn_rms < threshold).sum()), "threshold_rms": threshold}
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to features a (N, F) and b (M, F) (as FID)."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if np.iscomplexobj(covmean):
-        covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
-
-
-def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """At most ``n`` rows of x, drawn without replacement (seeded)."""
-    return x if len(x) <= n else x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
-
-
-def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np.ndarray]]:
-    """Table-1 CNN trained on world AffectNet-like gray faces (training list); its facts; train/val faces.
-
-    Its budget is ``generate.judge_epochs`` (the train recipe's early stopping on the validation
-    list applies) and ``generate.judge_faces`` training faces (0 = the whole training list).
-    The CNN is kept in ``results_dir/gan/judge.*`` and reused while its recipe and faces are the
-    same, so judging other generators costs minutes, not its ~40 min of training again.
-    """
-    epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
-    faces = load_database(cfg, "affectnet")
-    split = np.array([row["split"] for row in faces.manifest])
-    train_idx = np.flatnonzero(split == "train")
-    train_idx = _subsample(train_idx, max_train or len(train_idx), cfg.train.seed)
-    train = ArraySplit(faces.images[train_idx], faces.labels[train_idx])
-    val = ArraySplit(faces.images[split == "val"], faces.labels[split == "val"])
-    real = {"train": faces.images[split == "train"], "val": val.images}
-    tc = dataclasses.replace(cfg.train, epochs=epochs)
-    device = resolve_device(cfg.device)
-    params = {"model": "cnn", "train": dataclasses.asdict(tc) | {"precision": resolve_precision(tc.precision, device)},
-              "faces_requested": max_train, "data_hash": data_hash({"train": train, "val": val})}
-    path = cfg.path(cfg.results_dir) / "gan" / "judge.json"
-    saved = kept_record(path, {"params": params})
-    if saved is not None:
-        print(f"judging CNN: {path.with_suffix('.safetensors')} (trained earlier on the same faces and recipe)")
-        info = saved["info"] | {"precision_setting": cfg.train.precision}  # same resolution, maybe named otherwise
-        return load_model(path.with_suffix(".safetensors")), info, real
-    seed_everything(cfg.train.seed)
-    result = fit("cnn", train, val, tc, device, seeds=(cfg.train.seed,), progress=False)[0]
-    hit = predict(result.model, val.images).argmax(1) == val.labels
-    info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels),
-            "epochs": epochs, "best_epoch": result.best_epoch, "precision_setting": cfg.train.precision,
-            "precision": result.precision, "val_accuracy_real": float(hit.mean()),
-            "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
-                                            for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
-    save_model(result.model, "cnn", path.with_suffix(".safetensors"))
-    write_record(path, {"params": params, "info": info})  # after the weights, pinning them
-    return result.model, info, real
 
 
 def measure_quality(cfg: Config, pipe: Pipeline, people: People, identity_renders: int = 8) -> dict[str, Any]:
@@ -169,11 +73,11 @@ def measure_quality(cfg: Config, pipe: Pipeline, people: People, identity_render
     expr_feat = penultimate(model, expr_gray)
     kept = _identity_kept(cfg, people, _gray(sources, size), _gray(expressions, size), identity_renders)
     ffhq, _ = gan_faces(cfg, "ffhq", labelled=False)
-    real_ids = cnn_input(pipe.crop(_subsample(ffhq, identities, 0))[0], margin, size)
+    real_ids = cnn_input(pipe.crop(subsample(ffhq, identities, 0))[0], margin, size)
     n = min(len(real["val"]), len(expr_feat))
     val_feat = penultimate(model, real["val"][:n])
-    train_feat = penultimate(model, _subsample(real["train"], n, 1))
-    frechet = {"samples": n, "generated_vs_real_heldout": frechet_distance(_subsample(expr_feat, n, 2), val_feat),
+    train_feat = penultimate(model, subsample(real["train"], n, 1))
+    frechet = {"samples": n, "generated_vs_real_heldout": frechet_distance(subsample(expr_feat, n, 2), val_feat),
                "real_train_vs_real_heldout": frechet_distance(train_feat, val_feat)}
     return {"expression_cnn": cnn, "expression_transfer": transfer, "identity_kept": kept,
             "diversity": {"generated": diversity(src_gray), "real_ffhq": diversity(real_ids)},
