@@ -72,7 +72,7 @@ def _cmd_train(cfg: Config, args: argparse.Namespace) -> int:
 
 def _cmd_train_gan(cfg: Config, args: argparse.Namespace) -> int:
     from .gan.shipped import DATABASES, SHIPPED, ship
-    from .gan.train import train_gan
+    from .gan.trainer import train_gan
     from .inputs import prepare_inputs
 
     prepare_inputs(cfg, [DATABASES[args.model]])

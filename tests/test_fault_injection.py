@@ -181,7 +181,7 @@ def drivers():
 def serve() -> None:
     """The driver server: for each spec line on stdin, fork a driver and answer ``pid <pid>``."""
     import fer_utils.facegen  # noqa: F401 - imported once here, not in every driver
-    import fer_utils.gan.train  # noqa: F401
+    import fer_utils.gan.trainer  # noqa: F401
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed drivers are reaped at once: their pids read as dead
     for line in sys.stdin:
@@ -523,13 +523,13 @@ def gan_cfg(affectnet: str, root: str):
 
 
 def job_gan(affectnet: str, root: str) -> None:
-    from fer_utils.gan.train import train_gan
+    from fer_utils.gan.trainer import train_gan
 
     train_gan(gan_cfg(affectnet, root), "stargan", progress=False)
 
 
 def run_gan(affectnet: Path, root: Path) -> Path:
-    from fer_utils.gan.train import train_gan
+    from fer_utils.gan.trainer import train_gan
 
     return train_gan(gan_cfg(str(affectnet), str(root)), "stargan", progress=False)
 

@@ -14,7 +14,7 @@ from fer_utils.gan import data as gd
 from fer_utils.gan import stargan, stylegan2
 from fer_utils.gan.data import STARGAN_DOMAINS, gan_faces
 from fer_utils.gan.shipped import discriminator_path, stargan_domains
-from fer_utils.gan.train import stargan_config, stylegan2_config, train_gan
+from fer_utils.gan.trainer import stargan_config, stylegan2_config, train_gan
 from fer_utils.gan.weights import load_weights, read_metadata
 
 TINY_WORLD = {"world.affectnet_images": 60, "world.ffhq_images": 20}
@@ -229,7 +229,7 @@ def test_an_interrupted_init_run_still_records_its_init_when_resumed(world, tmp_
 
 
 def test_train_gan_init_from_a_checkpoint_keeps_its_discriminator_and_records_it(world, tmp_path, monkeypatch):
-    from fer_utils.gan import train as tg
+    from fer_utils.gan import trainer as tg
     first = train_gan(world_cfg(world, tmp_path / "a", **TINY_STARGAN), "stargan", progress=False)
     ckpt = first.parent / "checkpoint.pt"
     reads = Counter()

@@ -38,6 +38,6 @@ def test_shipped_generators_make_distinct_faces_in_six_expressions():
 
 
 def test_init_shipped_carries_the_shipped_stargan_discriminator_on_the_default_preset():
-    from fer_utils.gan.train import initial_networks, stargan_config
+    from fer_utils.gan.trainer import initial_networks, stargan_config
     networks, _ = initial_networks(SHIPPED["stargan"], "stargan", stargan_config(load_config("default")))
     assert sorted(networks) == ["D", "G"]  # --init shipped goes on without a fresh discriminator

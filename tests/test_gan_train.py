@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from fer_utils.config import WeightsError, load_config
-from fer_utils.gan import train as tg
 from fer_utils.gan import train_stargan as ts
 from fer_utils.gan import train_stylegan2 as tsg
+from fer_utils.gan import trainer as tg
 from fer_utils.gan.weights import load_weights, save_weights
 
 STARGAN_TOY = ts.StarGANTrainConfig(image_size=16, c_dim=3, g_conv_dim=8, d_conv_dim=8, g_repeat_num=1,

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
-from .stargan import Discriminator, Generator
-from .training import (
+from .checkpoints import (
     StateDicts,
     data_fingerprint,
     images_to_tensor,
@@ -25,6 +24,7 @@ from .training import (
     save_checkpoint,
     save_grid,
 )
+from .stargan import Discriminator, Generator
 from .weights import save_weights
 
 

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..runtime import mixed_precision, resolve_device, seed_everything
-from .stylegan2 import Discriminator, Generator
-from .training import (
+from .checkpoints import (
     StateDicts,
     data_fingerprint,
     images_to_tensor,
@@ -31,6 +30,7 @@ from .training import (
     save_checkpoint,
     save_grid,
 )
+from .stylegan2 import Discriminator, Generator
 from .weights import save_weights
 
 

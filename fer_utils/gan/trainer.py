@@ -18,11 +18,11 @@ import torch
 from ..config import Config, ConfigError, WeightsError, data_source
 from ..runtime import file_sha256, remove_stale_temporaries, resolve_device, versions, write_json
 from . import stargan, stylegan2
+from .checkpoints import StateDicts, data_fingerprint, load_checkpoint, resumable_checkpoint
 from .data import STARGAN_DOMAINS, gan_faces
 from .shipped import DATABASES, discriminator_path, weights_name
 from .train_stargan import StarGANTrainConfig, train_stargan
 from .train_stylegan2 import StyleGAN2TrainConfig, train_stylegan2
-from .training import StateDicts, data_fingerprint, load_checkpoint, resumable_checkpoint
 from .weights import load_weights, one_line, read_metadata, save_weights
 
 
