@@ -9,6 +9,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 BEFORE_SWEEP := $(filter notebooks/0%,$(filter-out notebooks/06_% notebooks/07_%,$(NOTEBOOKS)))
 AFTER_SWEEP := $(filter-out $(BEFORE_SWEEP),$(NOTEBOOKS))
 EXECUTED := results/notebooks
+comma := ,
 PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 
 .PHONY: help reproduce test lab bench sweep clean
@@ -16,9 +17,10 @@ PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# the test stamp also installs the sweep executors' extras, so their tests run in CI
 $(VENV)/.stamp-%: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) --quiet -e ".[$*]"
+	$(PIP) --quiet -e ".[$(if $(filter test,$*),test$(comma)dask$(comma)slurm,$*)]"
 	@touch $@
 
 # papermill each notebook given in $(1) on the preset, into $(EXECUTED)
@@ -51,8 +53,14 @@ bench: $(VENV)/.stamp-test  ## every speed benchmark, as ratios to a baseline ru
 	  $(PY) -m fer_utils bench $$t --preset $(PRESET); \
 	done
 
-sweep: $(VENV)/.stamp-test  ## experiment 3 over every ratio and seed of the preset
-	$(PY) -m fer_utils sweep --preset $(PRESET)
+# EXECUTOR=local WORKERS=4, or EXECUTOR=dask SCHEDULER=tcp://host:8786, or EXECUTOR=slurm (docs/running.md)
+EXECUTOR ?=
+WORKERS ?=
+SCHEDULER ?=
+SWEEP_ARGS = $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(WORKERS),--workers $(WORKERS)) \
+	$(if $(SCHEDULER),--scheduler $(SCHEDULER))
+sweep: $(VENV)/.stamp-test  ## experiment 3 over every ratio and seed of the preset (EXECUTOR, WORKERS, SCHEDULER)
+	$(PY) -m fer_utils sweep --preset $(PRESET) $(SWEEP_ARGS)
 
 clean:  ## remove the venv, caches and run outputs (not data/ or figures/)
 	rm -rf $(VENV) results .pytest_cache

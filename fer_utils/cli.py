@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .benchmarks import available as available_benchmarks
-from .config import PRESETS, Config, InputError, load_config, parse_override
+from .config import EXECUTORS, PRESETS, Config, InputError, load_config, parse_override
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -105,11 +105,17 @@ def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
-    from .sweep import prepare_inputs, run_sweep, sweep_plan
+    from .sweep import prepare_inputs, run_sweep, sweep_estimate, sweep_plan, sweep_status
 
     plan = sweep_plan(cfg)
-    prepare_inputs(cfg, plan)
-    failures = run_sweep(cfg, plan)
+    if args.status:
+        print(sweep_status(cfg, plan))
+        return 0
+    if args.plan:
+        print(sweep_estimate(cfg, plan)[1])
+        return 0
+    prepare_inputs(cfg, plan)  # once, here: the workers only read the world, the cache and the units
+    failures = run_sweep(cfg, plan, executor=args.executor, workers=args.workers or 0, scheduler=args.scheduler or "")
     return 1 if failures else 0
 
 
@@ -180,7 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("sweep", parents=[common],
-                       help="Exp 3 for every ratio and seed of the preset (resumable)")
+                       help="Exp 3 for every ratio and seed of the preset (resumable), here or on many machines")
+    p.add_argument("--executor", choices=EXECUTORS,
+                   help="serial (in a row, here), local (worker processes here), dask (a cluster), slurm "
+                        "(one job per run); default sweep.executor. docs/running.md")
+    p.add_argument("--workers", type=int, help="local, and dask without --scheduler: worker processes "
+                                               "(default sweep.workers; 0 = one per 2 cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: a running scheduler, tcp://host:8786 (default sweep.scheduler; none = a local cluster)")
+    p.add_argument("--status", action="store_true", help="print done / to do per configuration; run nothing")
+    p.add_argument("--plan", action="store_true", help="print the runs to do and their expected CPU-hours; run nothing")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("bench", parents=[common], help="speed benchmarks, as ratios to a baseline")

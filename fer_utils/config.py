@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
 PRESETS = ("quick", "default", "paper")
 PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
+EXECUTORS = ("serial", "local", "dask", "slurm")  # sweep.executor (fer_utils.executors)
 PROJECT_DATA = ROOT / "data"  # the embedded world is written only under PROJECT_DATA/<preset>/world/
 WORLD_MANIFEST = "WORLD_MANIFEST.json"  # written last by fer_utils.facegen: marks a complete world database
 WORLD_INCOMPLETE = ".world_incomplete"  # marks a world database fer_utils.facegen began and may rewrite
@@ -254,10 +255,20 @@ class SweepConfig(Checked):
     """Experiment 3 (Table 2, Fig 8): real + k units of generated faces, several seeds."""
 
     SECTION = "sweep"
-    RULES = {"ratios": AT_LEAST_1, "seeds": AT_LEAST_1}  # ratio 0 (real only) is its own run in every sweep
+    RULES = {"ratios": AT_LEAST_1, "seeds": AT_LEAST_1,  # ratio 0 (real only) is its own run in every sweep
+             "executor": Rule(choices=EXECUTORS), "workers": NON_NEGATIVE, "slurm_time_min": AT_LEAST_1,
+             "slurm_cpus": AT_LEAST_1, "slurm_gpus": NON_NEGATIVE, "slurm_mem_gb": AT_LEAST_1}
 
     ratios: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 10, 15, 20])
     seeds: int = 5
+    executor: str = "serial"  # serial | local (processes here) | dask | slurm (docs/running.md)
+    workers: int = 0  # local and dask-without-scheduler: worker processes; 0 = one per 2 cores (at least 1)
+    scheduler: str = ""  # dask: tcp://host:8786 of a running scheduler; empty = a LocalCluster on this machine
+    slurm_partition: str = ""  # empty = the cluster's default partition
+    slurm_time_min: int = 240  # per run (one job = one run)
+    slurm_cpus: int = 4
+    slurm_gpus: int = 0
+    slurm_mem_gb: int = 16
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,25 @@
 The grid is real-only, synthetic-only, then real + k units of generated faces for every k of
 ``sweep.ratios``, each with ``sweep.seeds`` seeds trained together in one batched pass.
 Finished runs are found on disk and skipped (``run_experiment`` checks params and data hash),
-so an interrupted sweep resumes where it stopped.
+so an interrupted sweep resumes where it stopped. ``sweep.executor`` says where the runs train:
+here in a row (``serial``), or one task per run on worker processes, Dask or Slurm
+(``fer_utils.executors``, docs/running.md); ``sweep_status`` and ``sweep_estimate`` read what is done.
 """
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
+from typing import Any
+
 from tqdm.auto import tqdm
 
+from . import executors
 from .config import Config
-from .experiments import check_experiment, run_experiment
+from .experiments import check_experiment, run_experiment, run_name
+from .report import markdown_table
+
+GENERATED_UNIT_TRAIN = 109 * 6  # training faces of one generated unit: 109 identities x 6 expressions
+REAL_TRAIN = 1998  # training faces of the real experiment on the default preset (docs/performance.md)
 
 
 def sweep_plan(cfg: Config) -> list[tuple[str, int]]:
@@ -44,9 +55,42 @@ def sweep_seeds(cfg: Config) -> tuple[int, ...]:
     return tuple(range(cfg.train.seed, cfg.train.seed + cfg.sweep.seeds))
 
 
-def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: bool = True) -> list[str]:
-    """Run every configuration of ``plan`` (default: the preset's grid); return one line per failure."""
+def sweep_runs(cfg: Config, plan: list[tuple[str, int]] | None = None) -> list[executors.Run]:
+    """Every run (experiment, ratio, seed) of the plan: one task each for the distributed executors."""
     plan = sweep_plan(cfg) if plan is None else plan
+    return [(experiment, ratio, seed) for experiment, ratio in plan for seed in sweep_seeds(cfg)]
+
+
+def runs_to_do(cfg: Config, runs: list[executors.Run]) -> list[executors.Run]:
+    """The runs without a kept record made with this config's params (``executors.recorded``)."""
+    return [run for run in runs if executors.recorded(cfg, run) is None]
+
+
+def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: bool = True,
+              executor: str | None = None, workers: int = 0, scheduler: str = "",
+              task: Callable[..., Any] = executors.train_run) -> list[str]:
+    """Run every configuration of ``plan`` (default: the preset's grid); return one line per failure.
+
+    ``executor`` (default ``sweep.executor``): ``serial`` trains the configurations here in a row, the
+    seeds of each together; ``local``, ``dask`` and ``slurm`` send one task per run still to do
+    (``task``, default ``executors.train_run``) and retry a failed or lost run once.
+    """
+    plan = sweep_plan(cfg) if plan is None else plan
+    executor = executor or cfg.sweep.executor
+    if executor != "serial":
+        backend = executors.make_backend(cfg, executor, workers, scheduler)  # an unknown name is refused here
+        runs = sweep_runs(cfg, plan)
+        todo = runs_to_do(cfg, runs)
+        print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to do on {executor} "
+              f"({backend.slots} at once)")
+        try:
+            failures = executors.dispatch(cfg, todo, backend, task=task, progress=progress)
+        finally:
+            backend.close()
+        print(f"sweep: {len(runs) - len(failures)} of {len(runs)} runs done, {len(failures)} failed")
+        for line in failures:
+            print(f"  {line}")
+        return failures
     seeds = sweep_seeds(cfg)
     failures = []
     bar = tqdm(plan, desc="sweep", unit="config", disable=not progress)
@@ -62,3 +106,70 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
     for line in failures:
         print(f"  {line}")
     return failures
+
+
+def sweep_status(cfg: Config, plan: list[tuple[str, int]] | None = None) -> str:
+    """Done / to do per configuration, read from ``results_dir`` (kept records with this config's params)."""
+    plan = sweep_plan(cfg) if plan is None else plan
+    rows = []
+    for experiment, ratio in plan:
+        runs = sweep_runs(cfg, [(experiment, ratio)])
+        todo = runs_to_do(cfg, runs)
+        rows.append([run_name(experiment, ratio, 0).removesuffix("-seed0"), str(len(runs) - len(todo)),
+                     str(len(todo)), ", ".join(str(seed) for _, _, seed in todo) or "–"])
+    total = sum(int(row[1]) for row in rows), sum(int(row[2]) for row in rows)
+    return (markdown_table(("configuration", "done", "to do", "seeds to do"), rows)
+            + f"\n{total[0]} runs done, {total[1]} to do in {cfg.path(cfg.results_dir)}")
+
+
+def _saved_records(cfg: Config) -> list[dict[str, Any]]:
+    """Every readable run record under ``results_dir`` (any params): what the estimate measures from."""
+    import json
+
+    records = []
+    for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json")):
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and isinstance(saved.get("fit"), dict) and "metrics" in saved:
+            records.append(saved)
+    return records
+
+
+def _cores_of(record: dict[str, Any]) -> int:
+    """CPU cores of the machine that trained a run (``versions.machine``: 'Linux x86_64, 2 cpu')."""
+    words = str(record.get("versions", {}).get("machine", "")).split()
+    return int(words[-2]) if len(words) >= 2 and words[-1] == "cpu" and words[-2].isdigit() else 1
+
+
+def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tuple[list[executors.Run], str]:
+    """The runs still to do and their expected CPU-hours, with how the number was reached."""
+    plan = sweep_plan(cfg) if plan is None else plan
+    todo = runs_to_do(cfg, sweep_runs(cfg, plan))
+    cnn = [r for r in _saved_records(cfg) if r.get("params", {}).get("model") == "cnn"
+           and r["fit"].get("img_per_s") and "train" in r["metrics"]]
+    per_core = statistics.median(r["fit"]["img_per_s"] / _cores_of(r) for r in cnn) if cnn else 100.0 / 2
+    real = [r["metrics"]["train"]["n"] for r in cnn if r["experiment"] == "real"]
+    real_n = int(statistics.median(real)) if real else REAL_TRAIN
+    unit_n = GENERATED_UNIT_TRAIN
+    mixes = [(r["metrics"]["train"]["n"] - real_n) / r["params"]["ratio"] for r in cnn
+             if r["experiment"] == "mix" and r["params"].get("ratio")]
+    if real and mixes:
+        unit_n = int(statistics.median(mixes))
+    epochs = cfg.train.epochs
+    seconds = 0.0
+    lines = []
+    for experiment, ratio, seed in todo:
+        faces = unit_n if experiment == "synth" else real_n + ratio * unit_n
+        cpu_s = faces * epochs / per_core
+        seconds += cpu_s
+        lines.append(f"  {run_name(experiment, ratio, seed):<18} {faces:>7,} training faces  "
+                     f"{cpu_s / 3600:6.2f} CPU-h")
+    source = (f"the median of {len(cnn)} saved CNN runs' fit.img_per_s per core" if cnn
+              else "no saved CNN run here: 50 img/s per core, docs/performance.md's 2-core CPUs")
+    how = (f"{len(todo)} runs to do, about {seconds / 3600:.1f} CPU-hours at most: {per_core:.1f} img/s per core "
+           f"({source}), {epochs} epochs each (early stopping often ends sooner), training faces "
+           f"{real_n:,} real{' (saved runs)' if real else ' (default preset)'} + {unit_n:,} per generated unit; "
+           "evaluation and start-up not counted; VGG16 runs (notebook 07) are not part of the sweep")
+    return todo, "\n".join([*lines, how])

@@ -22,11 +22,12 @@ LAYERS: list[set[str]] = [
     {"train", "evaluate"},
     {"gan"},
     {"experiments", "results", "calibrate"},
-    {"inputs", "sweep", "benchmarks", "notebook_params"},
+    {"inputs", "sweep", "executors", "benchmarks", "notebook_params"},
     {"cli", "__main__"},
 ]
 WITHIN = {("runtime", "config"), ("preview", "preprocess"), ("results", "experiments"),
-          ("calibrate", "experiments"), ("sweep", "inputs"), ("benchmarks", "inputs"), ("__main__", "cli")}
+          ("calibrate", "experiments"), ("sweep", "inputs"), ("sweep", "executors"), ("benchmarks", "inputs"),
+          ("benchmarks", "executors"), ("__main__", "cli")}
 # Extra rules: each side must work without the other (the world writes real layouts, adapters read them);
 # generators train on whatever data they are given, so a user's own data can replace the world's.
 FORBIDDEN = {
@@ -45,7 +46,7 @@ def layer_of(unit: str) -> int:
 
 
 def unit_of(path: Path) -> str:
-    """``gan`` for fer_utils/gan/train.py, ``cli`` for fer_utils/cli.py."""
+    """``gan`` for fer_utils/gan/trainer.py, ``cli`` for fer_utils/cli.py."""
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 

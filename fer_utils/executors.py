@@ -1,0 +1,265 @@
+"""Where the sweep's runs train: one process, worker processes here, a Dask cluster, or Slurm jobs.
+
+One task is one run (experiment, ratio, seed) and calls ``run_experiment`` for that seed, so the
+project keeps the integrity rules wherever the run trains: a run is identified by its params and
+data hash, a finished one is skipped because its JSON + weights are a kept record, and whoever
+trains a run writes its results atomically. The driver (``dispatch``) submits the runs still to do,
+keeps at most ``slots`` in flight, retries a failed or lost run once and returns the failures.
+Every worker must see ``results_dir`` and the data cache at the same paths (a shared filesystem):
+docs/running.md.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .config import EXECUTORS, Config, ConfigError, InputError
+from .experiments import run_experiment, run_name, run_params
+from .runtime import kept_record
+
+Run = tuple[str, int, int]  # experiment, ratio, seed
+POLL_S = 0.2
+CONNECT_TIMEOUT_S = 10
+
+
+class ExecutorError(InputError):
+    """An executor cannot start: a missing extra, an unreachable scheduler; the message says what to do."""
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(workers: int = 0) -> int:
+    """``sweep.workers``, or one worker per 2 cores (at least 1) when it is 0."""
+    return workers if workers > 0 else max(1, cores() // 2)
+
+
+def threads_per_worker(workers: int) -> int:
+    """Cores // workers (at least 1): each worker's torch threads, so the workers share the machine."""
+    return max(1, cores() // workers)
+
+
+def run_path(cfg: Config, run: Run) -> Path:
+    """The run's JSON record (weights beside it with suffix .safetensors)."""
+    experiment, ratio, seed = run
+    return cfg.path(cfg.results_dir) / experiment / f"{run_name(experiment, ratio, seed)}.json"
+
+
+def recorded(cfg: Config, run: Run) -> dict[str, Any] | None:
+    """The run's kept record (JSON and the weights it pins) made with this config's params, else None.
+
+    What ``--status``, ``--plan`` and the driver's skip read, without loading the faces: the data hash
+    is checked by ``run_experiment`` on the worker, which trains the run again when the data changed.
+    """
+    experiment, ratio, _ = run
+    return kept_record(run_path(cfg, run), {"params": run_params(cfg, experiment, ratio)})
+
+
+def train_run(cfg: Config, experiment: str, ratio: int, seed: int, threads: int = 0) -> dict[str, Any]:
+    """One task: set the worker's threads, then train (or find finished) one run; return its metrics."""
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+    (result,) = run_experiment(cfg, experiment, ratio, seed=seed, progress=False)
+    return result.metrics
+
+
+Task = Callable[[Config, str, int, int, int], Any]
+
+
+# ---------------------------------------------------------------- backends
+class Backend:
+    """Submits tasks and gives futures with ``done()`` and ``result()``; ``slots`` tasks run at once."""
+
+    name = ""
+    slots = 1
+    threads = 0
+
+    def submit(self, task: Task, cfg: Config, run: Run) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the workers."""
+
+
+class LocalBackend(Backend):
+    """``workers`` processes on this machine (spawn: torch and fork do not mix), a pool made again if one dies."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+
+        self.slots = workers
+        self.threads = threads_per_worker(workers)
+        self._context = multiprocessing.get_context("spawn")
+        self._pool = self._new_pool()
+
+    def _new_pool(self):
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(self.slots, mp_context=self._context)
+
+    def submit(self, task: Task, cfg: Config, run: Run) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._pool.submit(task, cfg, *run, self.threads)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): its runs failed, start fresh workers
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(task, cfg, *run, self.threads)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskBackend(Backend):
+    """A running Dask scheduler (``scheduler``), or a LocalCluster of ``workers`` processes on loopback."""
+
+    name = "dask"
+
+    def __init__(self, workers: int, scheduler: str = "", timeout_s: float | None = None) -> None:
+        distributed = _extra("distributed", "dask")
+        timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = distributed.Client(scheduler, timeout=f"{timeout_s}s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ExecutorError(
+                    f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); start one there with "
+                    f"`dask scheduler` and workers with `dask worker {scheduler}`, check the address and port, "
+                    "or leave --scheduler out for a cluster on this machine") from None
+            nthreads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+            self.slots = max(1, nthreads)
+            self.threads = 0  # the workers' owners chose their threads
+        else:
+            self.threads = threads_per_worker(workers)
+            self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                    host="127.0.0.1", dashboard_address=None)
+            self.client = distributed.Client(self.cluster)
+            self.slots = workers
+
+    def submit(self, task: Task, cfg: Config, run: Run) -> Any:
+        return self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
+                                  f"{time.monotonic_ns()}")
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+class SlurmBackend(Backend):
+    """One submitit job per run on Slurm (``sweep.slurm_*``); submitit's local executor where there is no Slurm."""
+
+    name = "slurm"
+
+    def __init__(self, cfg: Config, workers: int, folder: Path | None = None) -> None:
+        submitit = _extra("submitit", "slurm")
+        s = cfg.sweep
+        self.local = shutil.which("sbatch") is None
+        folder = folder or cfg.path(cfg.results_dir) / "slurm"
+        self.executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if self.local else None)
+        params: dict[str, Any] = {"timeout_min": s.slurm_time_min, "cpus_per_task": s.slurm_cpus,
+                                  "mem_gb": s.slurm_mem_gb, "name": "fer-sweep"}
+        if s.slurm_gpus:
+            params["gpus_per_node"] = s.slurm_gpus
+        if s.slurm_partition and not self.local:
+            params["slurm_partition"] = s.slurm_partition
+        self.executor.update_parameters(**params)
+        self.slots = workers if self.local else 10_000  # Slurm queues the jobs itself
+        self.threads = threads_per_worker(workers) if self.local else s.slurm_cpus
+
+    def submit(self, task: Task, cfg: Config, run: Run) -> Any:
+        return self.executor.submit(task, cfg, *run, self.threads)
+
+
+def _extra(module: str, extra: str) -> Any:
+    """Import an optional dependency or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExecutorError(f"the {extra} executor needs {module}, which is not installed: "
+                            f"pip install -e .[{extra}]") from None
+
+
+def make_backend(cfg: Config, executor: str, workers: int = 0, scheduler: str = "") -> Backend:
+    """The backend of ``executor`` (not ``serial``, which ``fer_utils.sweep`` runs in-process)."""
+    workers = default_workers(workers or cfg.sweep.workers)
+    if executor == "local":
+        return LocalBackend(workers)
+    if executor == "dask":
+        return DaskBackend(workers, scheduler or cfg.sweep.scheduler)
+    if executor == "slurm":
+        return SlurmBackend(cfg, workers)
+    raise ConfigError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
+
+
+# ---------------------------------------------------------------- the driver
+def dispatch(cfg: Config, runs: Sequence[Run], backend: Backend, task: Task = train_run, retries: int = 1,
+             progress: bool = True) -> list[str]:
+    """Train ``runs`` on ``backend``, at most ``backend.slots`` at once; return one line per run that failed.
+
+    A run that raises or whose worker is lost is submitted again, ``retries`` times; the rest go on.
+    """
+    pending, attempts = deque(runs), Counter()
+    inflight: dict[Any, Run] = {}
+    done, failures = 0, []
+    bar = tqdm(total=len(runs), desc=f"sweep ({backend.name})", unit="run", disable=not progress)
+
+    def show(completed: int = 0) -> None:
+        bar.set_postfix_str(f"done={done} running={len(inflight)} failed={len(failures)}", refresh=not completed)
+        if completed:
+            bar.update(completed)
+
+    show()
+    while pending or inflight:
+        submitted = bool(pending) and len(inflight) < backend.slots
+        while pending and len(inflight) < backend.slots:
+            run = pending.popleft()
+            attempts[run] += 1
+            inflight[backend.submit(task, cfg, run)] = run
+        if submitted:
+            show()
+        finished = [future for future in inflight if future.done()]
+        if not finished:
+            time.sleep(POLL_S)
+            continue
+        completed = 0
+        for future in finished:
+            run = inflight.pop(future)
+            label = run_name(*run)
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - a failed or lost run: retry it, else report it, go on
+                if attempts[run] <= retries:
+                    tqdm.write(f"retrying {label} ({type(exc).__name__}: {exc})")
+                    pending.append(run)
+                else:
+                    failures.append(f"{label}: {type(exc).__name__}: {exc}")
+                    tqdm.write(f"FAILED {failures[-1]}")
+                    completed += 1
+            else:
+                done += 1
+                completed += 1
+        show(completed)
+    bar.close()
+    return failures

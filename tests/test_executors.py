@@ -1,0 +1,225 @@
+"""The sweep on every executor: the same runs give the same metrics wherever they train; lost runs are redone.
+
+Workers are other processes, so the stand-ins (tiny model, synthetic faces) live in ``tiny_task``, a
+function of this module that the workers import (``PYTHONPATH`` names this folder for Dask and submitit).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fer_utils import executors, experiments, sweep
+from fer_utils.cli import main
+from fer_utils.config import ConfigError, load_config
+from fer_utils.emotions import EMOTIONS
+from fer_utils.models import MODELS
+from fer_utils.preprocess import FaceSet
+
+HERE = Path(__file__).resolve().parent
+PLAN = [("real", 0), ("mix", 1)]
+KILL = "FER_TEST_KILL_MARKER"  # a file: the first worker to train mix-k1-seed1 creates it and is killed
+
+
+def _tiny() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 6))
+
+
+def _faces(n: int, seed: int, database: str = "rafd") -> FaceSet:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(EMOTIONS)
+    images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
+    images[:, :8, :8] = (labels * 40)[:, None, None]
+    subjects = np.array([f"{database}:s{i % 4}" for i in range(n)])
+    rows = [{"path": f"{i}.png", "split": ""} for i in range(n)]
+    return FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
+
+
+def _splits(cfg, experiment: str, ratio: int = 0) -> dict[str, FaceSet]:
+    return {"train": _faces(48 + 12 * ratio, 10 + ratio), "val": _faces(18, 1), "test": _faces(18, 2)}
+
+
+def _cross(cfg) -> dict[str, FaceSet]:
+    return {"mmi": _faces(12, 3, "mmi"), "ckplus": _faces(12, 4, "ckplus")}
+
+
+def _stand_in(setattr_=setattr) -> None:
+    """Tiny model and synthetic faces in place of the Table-1 CNN and the cache."""
+    setattr_(experiments, "experiment_splits", _splits)
+    setattr_(experiments, "cross_database_sets", _cross)
+    MODELS["cnn"] = _tiny
+
+
+def tiny_task(cfg, experiment: str, ratio: int, seed: int, threads: int = 0):
+    """``executors.train_run`` with the stand-ins, in a worker; killed once mid-run when ``KILL`` says so."""
+    _stand_in()
+    marker = os.environ.get(KILL)
+    if marker and experiments.run_name(experiment, ratio, seed) == "mix-k1-seed1" and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        real_fit = experiments.fit
+
+        def fit_then_die(*args, **kwargs):
+            kwargs["progress"] = False
+            for result in real_fit(*args, **kwargs):
+                os.kill(os.getpid(), signal.SIGKILL)  # after training, before its record: a lost run
+                yield result
+
+        experiments.fit = fit_then_die
+    return executors.train_run(cfg, experiment, ratio, seed, threads)
+
+
+def _cfg(root: Path):
+    return load_config("quick", {"results_dir": str(root), "train.epochs": 2, "device": "cpu", "sweep.seeds": 2})
+
+
+def _metrics(root: Path) -> dict[str, tuple]:
+    out = {}
+    for path in sorted(root.glob("*/*.json")):
+        saved = json.loads(path.read_text())
+        out[path.stem] = (saved["metrics"], saved["history"])
+    return out
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins here and in the workers: 2 cores (1 thread each of 2 workers, as serial runs), importable tests."""
+    _stand_in(monkeypatch.setattr)
+    monkeypatch.setitem(MODELS, "cnn", _tiny)
+    monkeypatch.setattr(executors, "cores", lambda: 2)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+@pytest.fixture
+def serial(tmp_path, stand_in) -> dict[str, tuple]:
+    """The reference: the tiny sweep trained in a row here, one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert sweep.run_sweep(_cfg(tmp_path / "serial"), PLAN, progress=False, executor="serial") == []
+    finally:
+        torch.set_num_threads(threads)
+    metrics = _metrics(tmp_path / "serial")
+    assert sorted(metrics) == ["mix-k1-seed0", "mix-k1-seed1", "real-seed0", "real-seed1"]
+    return metrics
+
+
+def test_local_with_a_worker_killed_mid_run_gives_the_serial_metrics(serial, tmp_path, monkeypatch, capsys) -> None:
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(KILL, str(marker))
+    root = tmp_path / "local"
+    assert sweep.run_sweep(_cfg(root), PLAN, progress=False, executor="local", workers=2, task=tiny_task) == []
+    out = capsys.readouterr().out
+    assert "4 to do on local (2 at once)" in out
+    assert marker.exists() and "retrying mix-k1-seed1 (BrokenProcessPool" in out  # killed, then done again
+    assert _metrics(root) == serial  # the final set equals a clean run's
+    assert not list(root.glob("*/.*"))  # no temporaries or checkpoints left behind
+    again = sweep.run_sweep(_cfg(root), PLAN, progress=False, executor="local", workers=2, task=tiny_task)
+    assert again == [] and "4 already done, 0 to do" in capsys.readouterr().out
+
+
+def test_a_dask_local_cluster_gives_the_serial_metrics(serial, tmp_path, capsys) -> None:
+    pytest.importorskip("distributed")
+    root = tmp_path / "dask"
+    assert sweep.run_sweep(_cfg(root), PLAN, progress=False, executor="dask", workers=2, task=tiny_task) == []
+    assert "4 to do on dask (2 at once)" in capsys.readouterr().out
+    assert _metrics(root) == serial
+
+
+def test_submitit_local_executor_gives_the_serial_metrics(serial, tmp_path) -> None:
+    pytest.importorskip("submitit")
+    root = tmp_path / "slurm"  # one configuration (two jobs): each job is a fresh process
+    assert sweep.run_sweep(_cfg(root), PLAN[:1], progress=False, executor="slurm", workers=2, task=tiny_task) == []
+    assert _metrics(root) == {name: value for name, value in serial.items() if name.startswith("real")}
+    assert list((root / "slurm").glob("*_log.out"))  # submitit's job logs, beside the results
+
+
+class _Inline(executors.Backend):
+    """Runs each task at once, here: the driver's bookkeeping without processes."""
+
+    name, slots = "inline", 2
+
+    def submit(self, task, cfg, run):
+        future = Future()
+        try:
+            future.set_result(task(cfg, *run, 0))
+        except Exception as exc:  # noqa: BLE001
+            future.set_exception(exc)
+        return future
+
+
+def test_a_failed_run_is_retried_once_then_reported_and_the_rest_go_on() -> None:
+    calls = []
+
+    def flaky(cfg, experiment, ratio, seed, threads):
+        calls.append(seed)
+        if seed == 1 or (seed == 2 and calls.count(2) == 1):
+            raise RuntimeError("out of memory")
+
+    runs = [("real", 0, 0), ("real", 0, 1), ("real", 0, 2)]
+    failures = executors.dispatch(load_config("quick"), runs, _Inline(), task=flaky, progress=False)
+    assert failures == ["real-seed1: RuntimeError: out of memory"]
+    assert sorted(calls) == [0, 1, 1, 2, 2]
+
+
+def test_status_and_plan_read_the_results_without_training(serial, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: pytest.fail("status trained"))
+    cfg = load_config("quick", {"results_dir": str(tmp_path / "serial"), "train.epochs": 2, "device": "cpu",
+                                "sweep.seeds": 3})
+    status = sweep.sweep_status(cfg, PLAN)
+    assert "| real | 2 | 1 | 2 |" in status and "| mix-k1 | 2 | 1 | 2 |" in status and "4 runs done, 2 to do" in status
+    todo, text = sweep.sweep_estimate(cfg, PLAN)
+    assert todo == [("real", 0, 2), ("mix", 1, 2)]
+    assert "2 runs to do" in text and "saved CNN runs' fit.img_per_s" in text and "CPU-hours" in text
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: pytest.fail("status prepared inputs"))
+    for flag in ("--status", "--plan"):
+        assert main(["sweep", "--preset", "quick", "--set", f"results_dir={tmp_path / 'serial'}", flag]) == 0
+    out = capsys.readouterr().out
+    assert "| real | 0 | 2 | 0, 1 |" in out and "runs to do, about" in out  # other params (epochs): not done
+
+
+def test_unknown_executor_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown executor 'mpi'"):
+        executors.make_backend(load_config("quick"), "mpi")
+    with pytest.raises(ConfigError, match="sweep.executor must be one of serial, local, dask, slurm"):
+        load_config("quick", {"sweep.executor": "mpi"})
+
+
+def test_unreachable_scheduler_is_one_line_naming_it(monkeypatch, capsys) -> None:
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: None)
+    monkeypatch.setattr(sweep, "runs_to_do", lambda cfg, runs: pytest.fail("ran before connecting"))
+    address = f"tcp://127.0.0.1:{port}"
+    assert main(["sweep", "--preset", "quick", "--executor", "dask", "--scheduler", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and address in err and "dask scheduler" in err
+
+
+@pytest.mark.parametrize("executor, module, extra", [("dask", "distributed", "dask"), ("slurm", "submitit", "slurm")])
+def test_a_missing_extra_names_the_pip_command(monkeypatch, capsys, executor, module, extra) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as when not installed
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: None)
+    assert main(["sweep", "--preset", "quick", "--executor", executor]) == 2
+    assert f"pip install -e .[{extra}]" in capsys.readouterr().err
+
+
+def test_benchmark_compares_the_executors(capsys) -> None:
+    from fer_utils.benchmarks import sweep as bench
+
+    out = bench.run_executors(load_config("quick", {"device": "cpu"}), runs=2, names=("local",), faces=64)
+    assert out["serial_runs_per_h"] > 0 and out["local_runs_per_h"] > 0
+    assert "local (2 workers)" in capsys.readouterr().out
