@@ -18,11 +18,11 @@ import numpy as np
 from torch import nn
 
 from .config import Config, ConfigError, DataError, TrainConfig, require_path
+from .engine import VMAP_DEVICES, ArraySplit, fit, predict
 from .evaluate import evaluate, save_run
 from .models.io import save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
 from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
-from .train import VMAP_DEVICES, ArraySplit, fit, predict
 
 EXPERIMENTS = ("real", "synth", "mix", "vgg")
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests

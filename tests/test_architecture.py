@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"config", "emotions", "paper", "runtime"},
     {"plots", "report", "models", "facegen", "datasets"},
     {"preprocess", "preview"},
-    {"train", "evaluate"},
+    {"engine", "evaluate"},
     {"gan"},
     {"experiments", "results", "calibrate"},
     {"inputs", "sweep", "executors", "benchmarks", "notebook_params"},

@@ -62,9 +62,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from fer_utils import engine as T
 from fer_utils import experiments
 from fer_utils import preprocess as P
-from fer_utils import train as T
 from fer_utils.config import load_config
 from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
@@ -79,7 +79,7 @@ DRIVER_DEADLINE = 90  # seconds a driver may take to reach its kill point (2 bus
 def one_thread():
     """Train on one thread here, as the drivers do (``OMP_NUM_THREADS=1``), so numbers compare bit for bit."""
     before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # fer_utils.train then leaves torch's thread count alone
+    os.environ["OMP_NUM_THREADS"] = "1"  # fer_utils.engine then leaves torch's thread count alone
     torch.set_num_threads(1)
     try:
         yield
@@ -457,10 +457,10 @@ def clean_runs(tmp_path_factory) -> Path:
 
 # (kill point, seeds the rerun trains, epochs it runs, whether seed 0 was finished before the kill)
 CLASSIFIER_POINTS = {
-    "first-member-after-epoch-1": (hold("fer_utils.train:_save", call=1), [(0,), (1,)], 2 + 3, False),
+    "first-member-after-epoch-1": (hold("fer_utils.engine:_save", call=1), [(0,), (1,)], 2 + 3, False),
     "first-member-mid-checkpoint-write": (mid_write(".train.pt", call=2), [(0,), (1,)], 2 + 3, False),
     "between-members": (hold("fer_utils.experiments:fit", call=2, after=False), [(1,)], 3, True),
-    "second-member-after-epoch-1": (hold("fer_utils.train:_save", call=4), [(1,)], 2, True),
+    "second-member-after-epoch-1": (hold("fer_utils.engine:_save", call=4), [(1,)], 2, True),
     "second-member-mid-weights-write": (mid_write("real-seed1.safetensors"), [(1,)], 0, True),
 }
 
@@ -704,7 +704,7 @@ def test_a_margin_change_does_not_resume_the_old_margins_checkpoint(drivers, tmp
     results, cache = tmp_path / "results", tmp_path / "cache"
     drivers.kill_at(tmp_path, "classifier", {"results": str(results), "seeds": [0], "real": "rafd",
                                              "overrides": rendered_overrides(rendered_rafd, cache, 0.2)},
-                    hold("fer_utils.train:_save", call=1))  # killed in epoch 2 of the 0.2 run
+                    hold("fer_utils.engine:_save", call=1))  # killed in epoch 2 of the 0.2 run
     checkpoint = results / "real" / ".real-seed0-x1.train.pt"
     assert checkpoint.is_file()
     counting = Counting(monkeypatch)

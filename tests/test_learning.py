@@ -17,11 +17,11 @@ import pytest
 
 from fer_utils.config import TrainConfig
 from fer_utils.emotions import EMOTIONS
+from fer_utils.engine import ArraySplit, fit, predict
 from fer_utils.facegen.expressions import expression_aus
 from fer_utils.facegen.identity import sample_identities, take
 from fer_utils.facegen.render import render_faces
 from fer_utils.facegen.styles import STYLES, camera, nuisance
-from fer_utils.train import ArraySplit, fit, predict
 
 SEED = 0
 SIDE = 64  # the CNN's input: gray 64 x 64

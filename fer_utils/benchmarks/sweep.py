@@ -14,8 +14,8 @@ import torch
 
 from .. import executors
 from ..config import Config, TrainConfig
+from ..engine import ArraySplit, fit
 from ..runtime import resolve_device, resolve_precision
-from ..train import ArraySplit, fit
 
 
 def _img_per_s(train: ArraySplit, val: ArraySplit, cfg: TrainConfig, device: torch.device,

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..config import Config, TrainConfig
+from ..engine import ArraySplit, fit
 from ..models import build_model
 from ..models._torchvision import torchvision
 from ..runtime import native_bf16, resolve_device, resolve_precision
-from ..train import ArraySplit, fit
 
 T = torchvision.transforms
 
@@ -80,7 +80,7 @@ def run(cfg: Config, n: int | None = None, batch: int = 64) -> dict[str, float]:
     for precision in ("fp32", "bf16") if native_bf16(device) else ("fp32",):
         recipe = TrainConfig(epochs=1, batch_size=batch, precision=precision)
         ours = fit("cnn", ArraySplit(images, labels), val, recipe, device, progress=False)[0].img_per_s
-        print(f"fer_utils.train.fit, {precision}  : {ours:8.1f} img/s  ({ours / naive:.2f}x)")
+        print(f"fer_utils.engine.fit, {precision}  : {ours:8.1f} img/s  ({ours / naive:.2f}x)")
         out[f"ours_{precision}_img_per_s"] = ours
     out["ratio"] = out["ours_fp32_img_per_s"] / naive
     return out

@@ -14,10 +14,10 @@ from torch import nn
 
 from ..config import Config
 from ..emotions import EMOTIONS
+from ..engine import ArraySplit, fit, predict
 from ..models.io import load_model, save_model
 from ..preprocess import load_database
 from ..runtime import data_hash, kept_record, resolve_device, resolve_precision, seed_everything, write_record
-from ..train import ArraySplit, fit, predict
 from .measures import subsample
 
 

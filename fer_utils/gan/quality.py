@@ -26,11 +26,11 @@ import numpy as np
 
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
+from ..engine import predict
 from ..evaluate import confusion
 from ..preprocess import NO_FACE
 from ..report import markdown_table
 from ..runtime import file_sha256, write_json
-from ..train import predict
 from .data import gan_faces
 from .features import cnn_input, penultimate
 from .identity import People, expression_crops, fisherfaces, flat

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from fer_utils import train as train_mod
+from fer_utils import engine as train_mod
 from fer_utils.config import TrainConfig
+from fer_utils.engine import ArraySplit, fit, predict
 from fer_utils.models import MODELS
-from fer_utils.train import ArraySplit, fit, predict
 
 CFG = TrainConfig(epochs=4, batch_size=16, lr=1e-2, lr_decay=1e-3, patience=2, precision="fp32")
 
