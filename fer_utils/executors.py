@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .config import EXECUTORS, Config, ConfigError, InputError
 from .experiments import run_experiment, run_name, run_params
-from .runtime import kept_record
+from .runtime import kept_record, resolve_device
 
 Run = tuple[str, int, int]  # experiment, ratio, seed
 POLL_S = 0.2
@@ -96,23 +96,45 @@ class Backend:
         """Release the workers."""
 
 
+def gpus_for(cfg: Config) -> int:
+    """GPUs the local workers share out, one each: every visible GPU where the runs go to CUDA, else 0."""
+    import torch
+
+    return torch.cuda.device_count() if resolve_device(cfg.device).type == "cuda" else 0
+
+
+def _pin_gpu(gpu_ids: Any) -> None:
+    """Worker initializer: this worker sees one GPU only (set before CUDA starts), so one run runs per GPU."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_ids.get())
+
+
 class LocalBackend(Backend):
-    """``workers`` processes on this machine (spawn: torch and fork do not mix), a pool made again if one dies."""
+    """``workers`` processes on this machine (spawn: torch and fork do not mix), a pool made again if one dies.
+
+    With ``gpus`` > 0 there is one worker per GPU, each pinned to its own (``CUDA_VISIBLE_DEVICES``);
+    the batched multi-seed pass is for ``serial`` on a single GPU.
+    """
 
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, gpus: int = 0) -> None:
         import multiprocessing
 
-        self.slots = workers
-        self.threads = threads_per_worker(workers)
+        self.gpus = gpus
+        self.slots = gpus or workers
+        self.threads = threads_per_worker(self.slots)
         self._context = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
 
     def _new_pool(self):
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(self.slots, mp_context=self._context)
+        if not self.gpus:
+            return ProcessPoolExecutor(self.slots, mp_context=self._context)
+        gpu_ids = self._context.Queue()
+        for gpu in range(self.gpus):
+            gpu_ids.put(gpu)
+        return ProcessPoolExecutor(self.slots, mp_context=self._context, initializer=_pin_gpu, initargs=(gpu_ids,))
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         from concurrent.futures.process import BrokenProcessPool
@@ -205,7 +227,7 @@ def make_backend(cfg: Config, executor: str, workers: int = 0, scheduler: str = 
     """The backend of ``executor`` (not ``serial``, which ``fer_utils.sweep`` runs in-process)."""
     workers = default_workers(workers or cfg.sweep.workers)
     if executor == "local":
-        return LocalBackend(workers)
+        return LocalBackend(workers, gpus_for(cfg))
     if executor == "dask":
         return DaskBackend(workers, scheduler or cfg.sweep.scheduler)
     if executor == "slurm":

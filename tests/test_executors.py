@@ -223,3 +223,27 @@ def test_benchmark_compares_the_executors(capsys) -> None:
     out = bench.run_executors(load_config("quick", {"device": "cpu"}), runs=2, names=("local",), faces=64)
     assert out["serial_runs_per_h"] > 0 and out["local_runs_per_h"] > 0
     assert "local (2 workers)" in capsys.readouterr().out
+
+
+def visible_gpu(cfg, experiment: str, ratio: int, seed: int, threads: int = 0) -> tuple[str, int]:
+    """A task that reports which GPU its worker may see (and which process it ran in)."""
+    import os
+    import time
+
+    time.sleep(0.3)  # long enough that both workers take tasks
+    return os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.getpid()
+
+
+def test_local_workers_run_one_run_per_gpu_each_pinned_to_its_own() -> None:
+    """With GPUs, one worker per GPU, each seeing only its own: two runs never share a GPU."""
+    from fer_utils.executors import LocalBackend
+
+    backend = LocalBackend(workers=5, gpus=2)
+    try:
+        assert backend.slots == 2
+        futures = [backend.submit(visible_gpu, None, ("real", 0, s)) for s in range(4)]  # all at once: both work
+        seen = [future.result(timeout=120) for future in futures]
+    finally:
+        backend.close()
+    by_process = {pid: gpu for gpu, pid in seen}
+    assert sorted(by_process.values()) == ["0", "1"]  # two processes, GPU 0 and GPU 1, one each
