@@ -12,15 +12,13 @@ import sys
 from concurrent.futures import Future
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
+from synthetic import synthetic_faces, tiny_cnn
 
 from fer_utils import executors, experiments, sweep
 from fer_utils.cli import main
 from fer_utils.config import ConfigError, load_config
-from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
 from fer_utils.preprocess import FaceSet
 
@@ -29,33 +27,20 @@ PLAN = [("real", 0), ("mix", 1)]
 KILL = "FER_TEST_KILL_MARKER"  # a file: the first worker to train mix-k1-seed1 creates it and is killed
 
 
-def _tiny() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 6))
-
-
-def _faces(n: int, seed: int, database: str = "rafd") -> FaceSet:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(EMOTIONS)
-    images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
-    images[:, :8, :8] = (labels * 40)[:, None, None]
-    subjects = np.array([f"{database}:s{i % 4}" for i in range(n)])
-    rows = [{"path": f"{i}.png", "split": ""} for i in range(n)]
-    return FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
-
-
 def _splits(cfg, experiment: str, ratio: int = 0) -> dict[str, FaceSet]:
-    return {"train": _faces(48 + 12 * ratio, 10 + ratio), "val": _faces(18, 1), "test": _faces(18, 2)}
+    train = synthetic_faces(48 + 12 * ratio, 10 + ratio)
+    return {"train": train, "val": synthetic_faces(18, 1), "test": synthetic_faces(18, 2)}
 
 
 def _cross(cfg) -> dict[str, FaceSet]:
-    return {"mmi": _faces(12, 3, "mmi"), "ckplus": _faces(12, 4, "ckplus")}
+    return {"mmi": synthetic_faces(12, 3, "mmi"), "ckplus": synthetic_faces(12, 4, "ckplus")}
 
 
 def _stand_in(setattr_=setattr) -> None:
     """Tiny model and synthetic faces in place of the Table-1 CNN and the cache."""
     setattr_(experiments, "experiment_splits", _splits)
     setattr_(experiments, "cross_database_sets", _cross)
-    MODELS["cnn"] = _tiny
+    MODELS["cnn"] = tiny_cnn
 
 
 def tiny_task(cfg, experiment: str, ratio: int, seed: int, threads: int = 0):
@@ -92,7 +77,7 @@ def _metrics(root: Path) -> dict[str, tuple]:
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand-ins here and in the workers: 2 cores (1 thread each of 2 workers, as serial runs), importable tests."""
     _stand_in(monkeypatch.setattr)
-    monkeypatch.setitem(MODELS, "cnn", _tiny)
+    monkeypatch.setitem(MODELS, "cnn", tiny_cnn)
     monkeypatch.setattr(executors, "cores", lambda: 2)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(HERE))

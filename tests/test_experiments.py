@@ -5,39 +5,22 @@ import json
 
 import numpy as np
 import pytest
-from torch import nn
+from synthetic import synthetic_faces, tiny_cnn
 
 from fer_utils import experiments, results
 from fer_utils.config import ConfigError, DataError, load_config
 from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
 from fer_utils.models.io import load_model
-from fer_utils.preprocess import FaceSet
-
-
-def _tiny() -> nn.Module:
-    """Stands in for the Table-1 CNN so a test trains in a fraction of a second."""
-    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 6))
-
-
-def _faces(n: int, seed: int, database: str = "rafd", prefix: str = "s") -> FaceSet:
-    """Faces whose corner brightness encodes the label (learnable), every class present."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(EMOTIONS)
-    images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
-    images[:, :8, :8] = (labels * 40)[:, None, None]
-    subjects = np.array([f"{database}:{prefix}{i % 4}" for i in range(n)])
-    rows = [{"path": f"{i}.png", "split": ""} for i in range(n)]
-    return FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
 
 
 @pytest.fixture
 def cfg(tmp_path, monkeypatch: pytest.MonkeyPatch):
     """Quick preset with results in tmp_path, tiny model, synthetic real and cross-database faces."""
-    monkeypatch.setitem(MODELS, "cnn", _tiny)
-    splits = {"train": _faces(60, 0), "val": _faces(24, 1), "test": _faces(24, 2)}
+    monkeypatch.setitem(MODELS, "cnn", tiny_cnn)
+    splits = {"train": synthetic_faces(60, 0), "val": synthetic_faces(24, 1), "test": synthetic_faces(24, 2)}
     monkeypatch.setattr(experiments, "real_splits", lambda cfg: splits)
-    cross = {"mmi": _faces(18, 3, "mmi"), "ckplus": _faces(12, 4, "ckplus")}
+    cross = {"mmi": synthetic_faces(18, 3, "mmi"), "ckplus": synthetic_faces(12, 4, "ckplus")}
     for module in (experiments, results):
         monkeypatch.setattr(module, "cross_database_sets", lambda cfg: cross)
     return load_config("quick", {"results_dir": str(tmp_path / "results"), "train.epochs": 2, "device": "cpu"})
@@ -51,7 +34,7 @@ def test_real_run_writes_json_and_weights(cfg) -> None:
     assert saved["params"]["model"] == "cnn" and len(saved["history"]["loss"]) == 2
     assert {"best_epoch", "seconds", "img_per_s"} <= set(saved["fit"]) and "torch" in saved["versions"]
     model = load_model(run.path.with_suffix(".safetensors"))
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in _tiny().parameters())
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny_cnn().parameters())
 
 
 def test_finished_runs_are_loaded_not_retrained(cfg, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,13 +60,12 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from torch import nn
+from synthetic import synthetic_faces, tiny_cnn
 
 from fer_utils import engine as T
 from fer_utils import experiments
 from fer_utils import preprocess as P
 from fer_utils.config import load_config
-from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
 
 TESTS = Path(__file__).resolve().parent
@@ -372,22 +371,6 @@ def test_preprocessing_killed_then_rerun_equals_a_clean_run(drivers, tmp_path, r
 
 
 # ====================================================================== 2. classifier runs
-def tiny_model() -> nn.Module:
-    """Stands in for the Table-1 CNN (as in tests/test_experiments.py) so a member trains in a second."""
-    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 6))
-
-
-def synthetic_faces(n: int, seed: int, database: str = "rafd") -> P.FaceSet:
-    """Faces whose corner brightness encodes the label (learnable), every class present."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(EMOTIONS)
-    images = rng.integers(0, 256, (n, 64, 64), dtype=np.uint8)
-    images[:, :8, :8] = (labels * 40)[:, None, None]
-    subjects = np.array([f"{database}:s{i % 4}" for i in range(n)])
-    rows = [{"path": f"{i}.png", "split": ""} for i in range(n)]
-    return P.FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
-
-
 @cache
 def synthetic_sets() -> tuple[dict[str, P.FaceSet], dict[str, P.FaceSet]]:
     splits = {"train": synthetic_faces(60, 0), "val": synthetic_faces(24, 1), "test": synthetic_faces(24, 2)}
@@ -397,7 +380,7 @@ def synthetic_sets() -> tuple[dict[str, P.FaceSet], dict[str, P.FaceSet]]:
 def install_classifier(patch: pytest.MonkeyPatch, real: str = "synthetic") -> None:
     """The tiny model as ``cnn``, synthetic cross-database sets, and synthetic real splits (or RaFD only)."""
     splits, cross = synthetic_sets()
-    patch.setitem(MODELS, "cnn", tiny_model)
+    patch.setitem(MODELS, "cnn", tiny_cnn)
     patch.setattr(experiments, "cross_database_sets", lambda cfg: cross)
     patch.setattr(experiments, "real_splits",
                   (lambda cfg: splits) if real == "synthetic" else (lambda cfg: P.real_splits(cfg, ("rafd",))))
