@@ -6,6 +6,7 @@ function of this module that the workers import (``PYTHONPATH`` names this folde
 from __future__ import annotations
 
 import json
+import operator
 import os
 import signal
 import sys
@@ -36,11 +37,12 @@ def _cross(cfg) -> dict[str, FaceSet]:
     return {"mmi": synthetic_faces(12, 3, "mmi"), "ckplus": synthetic_faces(12, 4, "ckplus")}
 
 
-def _stand_in(setattr_=setattr) -> None:
-    """Tiny model and synthetic faces in place of the Table-1 CNN and the cache."""
+def _stand_in(setattr_=setattr, setitem_=operator.setitem) -> None:
+    """Tiny model and synthetic faces in place of the Table-1 CNN and the cache (a worker's for good; the
+    test process's through monkeypatch, so they never outlive the test)."""
     setattr_(experiments, "experiment_splits", _splits)
     setattr_(experiments, "cross_database_sets", _cross)
-    MODELS["cnn"] = tiny_cnn
+    setitem_(MODELS, "cnn", tiny_cnn)
 
 
 def tiny_task(cfg, experiment: str, ratio: int, seed: int, threads: int = 0):
@@ -76,8 +78,7 @@ def _metrics(root: Path) -> dict[str, tuple]:
 @pytest.fixture
 def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand-ins here and in the workers: 2 cores (1 thread each of 2 workers, as serial runs), importable tests."""
-    _stand_in(monkeypatch.setattr)
-    monkeypatch.setitem(MODELS, "cnn", tiny_cnn)
+    _stand_in(monkeypatch.setattr, monkeypatch.setitem)
     monkeypatch.setattr(executors, "cores", lambda: 2)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(HERE))
