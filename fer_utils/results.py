@@ -21,6 +21,7 @@ from .experiments import RunResult, cross_database_sets, score
 from .models.io import load_model
 from .preprocess import FaceSet
 from .report import pct
+from .runtime import file_sha256
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Summary:
 
 
 def find_runs(cfg: Config) -> list[RunResult]:
-    """Every saved run under ``cfg.results_dir`` that has both its JSON and its weights."""
+    """Every saved run under ``cfg.results_dir`` whose weights are the file its record pins (others: named, skipped)."""
     runs = []
     for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json")):
         if not path.with_suffix(".safetensors").is_file():
@@ -49,6 +50,10 @@ def find_runs(cfg: Config) -> list[RunResult]:
             raise DataError(f"{path}: unreadable run record ({exc}); delete it and its .safetensors and run "
                             "it again (sweep or the notebook)") from None
         if not isinstance(saved, dict) or "experiment" not in saved or "metrics" not in saved:
+            continue
+        if saved.get("weights_sha256") != file_sha256(path.with_suffix(".safetensors")):
+            print(f"skipped {path}: its .safetensors is not the file the record pins (damaged, from another run, "
+                  "or saved before records pinned weights); run it again (sweep or the notebook)")
             continue
         runs.append(RunResult(saved["experiment"], saved["params"]["ratio"], saved["seed"], saved["run"], path,
                               saved["metrics"], saved["history"]))

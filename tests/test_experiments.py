@@ -244,7 +244,7 @@ def test_a_killed_writers_temporaries_are_removed_by_the_rerun(cfg, capsys) -> N
     assert f"removed {stale}" in capsys.readouterr().out
 
 
-def test_06_names_a_corrupt_run_instead_of_a_bare_safetensors_error(cfg) -> None:
+def test_06_names_a_corrupt_run_instead_of_a_bare_safetensors_error(cfg, capsys) -> None:
     """06 re-scores saved weights: a damaged file raised 'SafetensorError: header too large' with no name."""
     from fer_utils.config import WeightsError
 
@@ -252,7 +252,9 @@ def test_06_names_a_corrupt_run_instead_of_a_bare_safetensors_error(cfg) -> None
     weights = run.path.with_suffix(".safetensors")
     weights.write_bytes(b"\xff" * 64)
     with pytest.raises(WeightsError, match=rf"{weights}: cannot load these weights"):
-        results.rescore(cfg, results.find_runs(cfg))
+        results.rescore(cfg, [run])
+    assert results.find_runs(cfg) == []  # 06 never re-scores weights its record does not pin
+    assert f"skipped {run.path}: its .safetensors is not the file the record pins" in capsys.readouterr().out
     run.path.write_text("{")
     with pytest.raises(DataError, match=rf"{run.path}: unreadable run record"):
         results.find_runs(cfg)
