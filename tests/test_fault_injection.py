@@ -595,23 +595,27 @@ def test_damaged_finished_run_is_named_and_made_again(tmp_path, clean_runs, monk
     assert files(results / "real") == ["real-seed0.json", "real-seed0.safetensors"]
 
 
+def interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, n: int, results: Path, **run: Any) -> None:
+    """Run the classifier and stop it (KeyboardInterrupt) as its ``n``-th training epoch starts."""
+    epoch, calls = T._train_epoch, Counter()
+
+    def interrupted(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return epoch(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(T, "_train_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_classifier(results, **run)
+
+
 @pytest.mark.parametrize("how", DAMAGES)
 def test_damaged_training_checkpoint_is_named_and_training_starts_again(tmp_path, clean_runs, monkeypatch, capsys,
                                                                         how):
     results = tmp_path / "results"
-    epoch = T._train_epoch
-    with monkeypatch.context() as patch:
-        calls = Counter()
-
-        def interrupted(*args: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == 2:  # epoch 1 is checkpointed
-                raise KeyboardInterrupt
-            return epoch(*args)
-
-        patch.setattr(T, "_train_epoch", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            run_classifier(results, seeds=(0,))
+    interrupt_at_epoch(monkeypatch, 2, results, seeds=(0,))  # epoch 1 is checkpointed
     checkpoint = results / "real" / ".real-seed0-x1.train.pt"
     damage(checkpoint, how)
     capsys.readouterr()
@@ -706,19 +710,7 @@ def test_a_margin_change_does_not_resume_the_old_margins_checkpoint(drivers, tmp
 
 def test_an_lr_change_retrains_finished_runs_and_ignores_old_checkpoints(tmp_path, clean_runs, monkeypatch, capsys):
     results = tmp_path / "results"
-    epoch = T._train_epoch
-    with monkeypatch.context() as patch:
-        calls = Counter()
-
-        def interrupted(*args: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == 5:  # seed 0 finished (3 epochs), seed 1 checkpointed after epoch 1
-                raise KeyboardInterrupt
-            return epoch(*args)
-
-        patch.setattr(T, "_train_epoch", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            run_classifier(results)
+    interrupt_at_epoch(monkeypatch, 5, results)  # seed 0 finished (3 epochs), seed 1 checkpointed after epoch 1
     folder = results / "real"
     assert (folder / "real-seed0.json").is_file() and (folder / ".real-seed1-x1.train.pt").is_file()
     capsys.readouterr()
