@@ -9,7 +9,6 @@ hash, versions, metrics, history) and ``<run>.safetensors`` (its best weights), 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from torch import nn
 from .config import Config, ConfigError, DataError, TrainConfig, require_path
 from .engine import VMAP_DEVICES, ArraySplit, fit, predict
 from .evaluate import evaluate, save_run
+from .gan.generate import unit_of
 from .models.io import save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
 from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
@@ -27,7 +27,6 @@ from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_d
 EXPERIMENTS = ("real", "synth", "mix", "vgg")
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
 GENERATION_KEYS = ("stylegan2_weights", "stargan_weights", "truncation_psi", "seed")  # not units: ratio says how many
-UNIT_PATTERN = re.compile(r"^generated:u(\d+)_")  # subject folders written by fer_utils.gan.generate
 
 
 @dataclass
@@ -44,18 +43,6 @@ class RunResult:
 
 
 # ---------------------------------------------------------------- training faces per experiment
-def unit_of(subjects: np.ndarray) -> np.ndarray:
-    """Generated unit index of each subject id ``generated:uNN_...`` (one unit = 144 identities)."""
-    units = []
-    for subject in subjects:
-        match = UNIT_PATTERN.match(str(subject))
-        if match is None:
-            raise ValueError(f"generated subject {subject!r} is not named uNN_<identity>; "
-                             "was the folder written by `python -m fer_utils generate`?")
-        units.append(int(match.group(1)))
-    return np.array(units, dtype=np.int64)
-
-
 def generated_splits(cfg: Config, units: int) -> dict[str, FaceSet]:
     """The first ``units`` generated units, split by their folders (109/10/25 identities each)."""
     root = require_path(cfg, "data.generated", "run notebooks/01_generate.ipynb or `python -m fer_utils generate`")

@@ -8,6 +8,7 @@ import pytest
 from synthetic import synthetic_faces, tiny_cnn
 
 from fer_utils import experiments, results
+from fer_utils.gan import generate
 from fer_utils.config import ConfigError, DataError, load_config
 from fer_utils.emotions import EMOTIONS
 from fer_utils.models import MODELS
@@ -73,9 +74,9 @@ def test_impossible_experiment_names_the_value(experiment: str, ratio: int) -> N
 
 
 def test_unit_of_reads_generated_subject_names() -> None:
-    assert experiments.unit_of(np.array(["generated:u00_id001", "generated:u12_id143"])).tolist() == [0, 12]
+    assert generate.unit_of(np.array(["generated:u00_id001", "generated:u12_id143"])).tolist() == [0, 12]
     with pytest.raises(ValueError, match="id7"):
-        experiments.unit_of(np.array(["generated:id7"]))
+        generate.unit_of(np.array(["generated:id7"]))
 
 
 def _generated(root, units: int, write_image) -> None:
@@ -93,7 +94,7 @@ def test_mix_adds_k_units_and_keeps_a_real_test(cfg, tmp_path, write_image) -> N
     splits = experiments.experiment_splits(cfg, "mix", 2)
     generated = splits["train"].databases == "generated"
     assert generated.sum() == 2 * 2 * 6  # 2 units x 2 train identities x 6 expressions
-    assert set(experiments.unit_of(splits["train"].subjects[generated])) == {0, 1}
+    assert set(generate.unit_of(splits["train"].subjects[generated])) == {0, 1}
     assert (splits["test_real"].databases != "generated").all()
     synth = experiments.experiment_splits(cfg, "synth")
     assert set(synth["test"].subjects) == {"generated:u00_id000"}

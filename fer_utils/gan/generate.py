@@ -13,6 +13,7 @@ an interrupted unit is removed and redone, so a rerun resumes and never mixes pa
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -32,11 +33,24 @@ from .pipeline import Pipeline, latents, load_pipeline
 IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
 SPLIT_COUNTS = (109, 10, 25)  # paper §4.1
 MANIFEST = "MANIFEST.json"
+UNIT_PATTERN = re.compile(r"^generated:u(\d+)_")  # subject ids of the faces written here, as the adapter names them
 
 
 def subject_name(unit: int, k: int) -> str:
     """Folder / file stem of identity ``k`` of ``unit``; experiments select units by its prefix."""
     return f"u{unit:02d}_id{k:03d}"
+
+
+def unit_of(subjects: np.ndarray) -> np.ndarray:
+    """Generated unit index of each subject id ``generated:uNN_...`` (one unit = 144 identities)."""
+    units = []
+    for subject in subjects:
+        match = UNIT_PATTERN.match(str(subject))
+        if match is None:
+            raise ValueError(f"generated subject {subject!r} is not named uNN_<identity>; "
+                             "was the folder written by `python -m fer_utils generate`?")
+        units.append(int(match.group(1)))
+    return np.array(units, dtype=np.int64)
 
 
 def split_of(n: int = IDENTITIES_PER_UNIT) -> list[str]:
