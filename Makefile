@@ -59,7 +59,7 @@ WORKERS ?=
 SCHEDULER ?=
 SWEEP_ARGS = $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(WORKERS),--workers $(WORKERS)) \
 	$(if $(SCHEDULER),--scheduler $(SCHEDULER))
-sweep: $(VENV)/.stamp-test  ## experiment 3 over every ratio and seed of the preset (EXECUTOR, WORKERS, SCHEDULER)
+sweep: $(VENV)/.stamp-test  ## every arm over every ratio and seed of the preset (EXECUTOR, WORKERS, SCHEDULER)
 	$(PY) -m fer_utils sweep --preset $(PRESET) $(SWEEP_ARGS)
 
 clean:  ## remove the venv, caches and run outputs (not data/ or figures/)

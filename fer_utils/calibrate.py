@@ -39,7 +39,8 @@ def calibrate(cfg: Config) -> dict[str, dict[str, Any]]:
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
     model.fit(features(splits["train"]), splits["train"].labels)
     sets = {"test": splits["test"], **cross_database_sets(cfg)}
-    return {name: evaluate(model.predict(features(faces)), faces.labels) for name, faces in sets.items()}
+    return {name: evaluate(model.predict(features(faces)), faces.labels, faces.subjects)
+            for name, faces in sets.items()}
 
 
 def verdicts(accuracy: dict[str, float]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .benchmarks import available as available_benchmarks
-from .config import EXECUTORS, PRESETS, Config, InputError, load_config, parse_override
+from .config import EXECUTORS, EXPERIMENTS, PRESETS, Config, InputError, load_config, parse_override
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -65,8 +65,9 @@ def _cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     from .experiments import run_experiment
     from .sweep import prepare_inputs
 
-    prepare_inputs(cfg, [(args.experiment, args.ratio)])  # the world and the units this ratio trains on
-    run_experiment(cfg, args.experiment, ratio=args.ratio, seed=args.seed)
+    ratio = args.ratio if args.ratio is not None else 1 if args.experiment == "synth" else 0
+    prepare_inputs(cfg, [(args.experiment, ratio)])  # the world, the units this ratio trains on, the filter
+    run_experiment(cfg, args.experiment, ratio=ratio, seed=args.seed)
     return 0
 
 
@@ -159,9 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("train", parents=[common], help="train the Table-1 CNN for one experiment")
-    p.add_argument("experiment", choices=["real", "synth", "mix", "vgg"],
-                   help="real = Exp 1, synth = Exp 2, mix = Exp 3 (needs --ratio), vgg = §4.4")
-    p.add_argument("--ratio", type=int, default=0, help="units of generated faces per real unit")
+    p.add_argument("experiment", choices=list(EXPERIMENTS),
+                   help="real = Exp 1, synth = Exp 2 (k units, default 1), mix = Exp 3 (needs --ratio), "
+                        "mix-filtered = Exp 3 with generated faces a real-trained CNN reads as labelled, vgg = §4.4")
+    p.add_argument("--ratio", type=int, default=None,
+                   help="k: units of generated faces (per real unit); default 0 (real, vgg) or 1 (synth)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: train.seed)")
     p.set_defaults(func=_cmd_train)
 
@@ -186,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("sweep", parents=[common],
-                       help="Exp 3 for every ratio and seed of the preset (resumable), here or on many machines")
+                       help="every arm (sweep.arms) at every ratio and seed (resumable), here or on many machines")
     p.add_argument("--executor", choices=EXECUTORS,
                    help="serial (in a row, here), local (worker processes here), dask (a cluster), slurm "
                         "(one job per run); default sweep.executor. docs/running.md")

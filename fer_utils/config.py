@@ -21,6 +21,9 @@ PARAMS_DIR = ROOT / "params"
 PRESETS = ("quick", "default", "paper")
 PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
 EXECUTORS = ("serial", "local", "dask", "slurm")  # sweep.executor (fer_utils.executors)
+FILTERS = ("none", "confidence")  # generate.filter (fer_utils.filtering)
+ARMS = ("real", "synth", "mix", "mix-filtered")  # sweep.arms: the experiment grid's lines (fer_utils.sweep)
+EXPERIMENTS = (*ARMS, "vgg")  # what fer_utils.experiments trains (vgg: §4.4, notebook 07)
 PROJECT_DATA = ROOT / "data"  # the embedded world is written only under PROJECT_DATA/<preset>/world/
 WORLD_MANIFEST = "WORLD_MANIFEST.json"  # written last by fer_utils.facegen: marks a complete world database
 WORLD_INCOMPLETE = ".world_incomplete"  # marks a world database fer_utils.facegen began and may rewrite
@@ -235,7 +238,8 @@ class GenerateConfig(Checked):
     SECTION = "generate"
     RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
              "seed": NON_NEGATIVE, "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
-             "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE}
+             "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "filter": Rule(choices=FILTERS),
+             "filter_threshold": Rule(0, 1)}
 
     units: int = 1
     truncation_psi: float = 0.7
@@ -248,6 +252,8 @@ class GenerateConfig(Checked):
     reuse_quality: bool = True  # 01 shows the shipped weights' recorded quality when it describes this config
     judge_epochs: int = 20  # the quality check's expression CNN (train recipe, early stopping): epoch cap
     judge_faces: int = 0  # its training faces, drawn from the AffectNet(-like) training list; 0 = all
+    filter: str = "confidence"  # how the mix-filtered arm screens generated faces: none (arm refused) | confidence
+    filter_threshold: float = 0.5  # keep a face when a CNN trained on real training subjects gives its label >= this
 
 
 @dataclass(frozen=True)
@@ -256,11 +262,13 @@ class SweepConfig(Checked):
 
     SECTION = "sweep"
     RULES = {"ratios": AT_LEAST_1, "seeds": AT_LEAST_1,  # ratio 0 (real only) is its own run in every sweep
+             "arms": Rule(choices=ARMS, nonempty=True),
              "executor": Rule(choices=EXECUTORS), "workers": NON_NEGATIVE, "slurm_time_min": AT_LEAST_1,
              "slurm_cpus": AT_LEAST_1, "slurm_gpus": NON_NEGATIVE, "slurm_mem_gb": AT_LEAST_1}
 
     ratios: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 10, 15, 20])
     seeds: int = 5
+    arms: list[str] = field(default_factory=lambda: list(ARMS))  # synth, mix, mix-filtered run at every ratio
     executor: str = "serial"  # serial | local (processes here) | dask | slurm (docs/running.md)
     workers: int = 0  # local and dask-without-scheduler: worker processes; 0 = one per 2 cores (at least 1)
     scheduler: str = ""  # dask: tcp://host:8786 of a running scheduler; empty = a LocalCluster on this machine

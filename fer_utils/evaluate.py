@@ -1,7 +1,6 @@
-"""Metrics of the paper's figures (accuracy, confusion, P/R/F1) plus CIs, paired tests, result files."""
+"""Metrics of the paper's figures (accuracy, confusion, P/R/F1), per-subject counts for the intervals, result files."""
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from .emotions import EMOTIONS
 from .runtime import versions, write_record
+from .uncertainty import accuracy as accuracy_interval
+from .uncertainty import subject_counts
 
 
 def to_predictions(probs_or_preds: np.ndarray) -> np.ndarray:
@@ -33,53 +34,27 @@ def per_class(preds: np.ndarray, labels: np.ndarray, names: tuple[str, ...] = EM
             for i, n in enumerate(names)}
 
 
-def bootstrap_accuracy_ci(correct: np.ndarray, n_boot: int = 10_000, level: float = 0.95,
-                          seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of accuracy.
+def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
+             names: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
+    """All metrics of one model on one test set, as a JSON-ready dict.
 
-    Resampling N 0/1 outcomes with replacement gives Binomial(N, acc) hits, so the bootstrap is
-    drawn exactly and vectorised without an (n_boot, N) index matrix.
+    ``subjects`` (one id per face) are the clusters the faces come in (a person's expressions, a clip's
+    frames): ``by_subject`` keeps correct/total per subject, from which every interval is drawn
+    (``fer_utils.uncertainty``); ``accuracy_ci95`` is this one model's, over test subjects only.
     """
-    correct = np.asarray(correct, dtype=bool)
-    if correct.size == 0:
-        raise ValueError("cannot bootstrap the accuracy of an empty test set")
-    rng = np.random.default_rng(seed)
-    accs = rng.binomial(correct.size, correct.mean(), size=n_boot) / correct.size
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(accs, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
-def paired_sign_flip_test(a: np.ndarray, b: np.ndarray, n_perm: int = 10_000, seed: int = 0) -> dict[str, float]:
-    """Two-sided paired permutation test of mean(a - b) for matched seeds (scipy-free).
-
-    Exact over all 2^n sign flips when that is at most ``n_perm``, Monte Carlo otherwise.
-    """
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if diff.ndim != 1 or diff.size == 0:
-        raise ValueError(f"need two equal-length 1-D samples, got shapes {np.shape(a)} and {np.shape(b)}")
-    if 2 ** diff.size <= n_perm:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=diff.size)))  # (2^n, n)
-    else:
-        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_perm, diff.size))
-    null = np.abs((signs * diff).mean(axis=1))
-    observed = abs(diff.mean())
-    p = float(np.mean(null >= observed - 1e-12))
-    return {"mean_diff": float(diff.mean()), "p_value": p, "n": int(diff.size)}
-
-
-def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, names: tuple[str, ...] = EMOTIONS,
-             seed: int = 0) -> dict[str, Any]:
-    """All metrics of one model on one test set, as a JSON-ready dict."""
-    preds, labels = to_predictions(probs_or_preds), np.asarray(labels, dtype=np.int64)
-    if preds.shape != labels.shape:
-        raise ValueError(f"{preds.shape[0]} predictions for {labels.shape[0]} labels")
+    preds, labels, subjects = to_predictions(probs_or_preds), np.asarray(labels, dtype=np.int64), np.asarray(subjects)
+    if preds.shape != labels.shape or subjects.shape != labels.shape:
+        raise ValueError(f"{preds.shape[0]} predictions and {subjects.shape[0]} subject ids for "
+                         f"{labels.shape[0]} labels")
     counts, normalised = confusion(preds, labels, len(names))
     classes = per_class(preds, labels, names)
+    by_subject = subject_counts(preds == labels, subjects)
+    estimate = accuracy_interval([by_subject])
     return {
         "n": int(labels.size),
         "accuracy": float(accuracy_score(labels, preds)),
-        "accuracy_ci95": list(bootstrap_accuracy_ci(preds == labels, seed=seed)),
+        "accuracy_ci95": [estimate.low, estimate.high],
+        "by_subject": by_subject,
         "macro_f1": float(np.mean([c["f1"] for c in classes.values()])),
         "per_class": classes,
         "confusion": counts.tolist(),

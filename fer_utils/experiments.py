@@ -1,8 +1,10 @@
 """The paper's experiments as functions: choose the training faces, train, evaluate everywhere, save.
 
-Experiment 1 (``real``), 2 (``synth``), 3 (``mix`` with ratio k) and §4.4 (``vgg``) differ only in
-their training faces and model, so they share one path: ``run_experiment``. Ratio 0 is
-experiment 1. Every run writes ``<results_dir>/<experiment>/<run>.json`` (params, seed, data
+Experiment 1 (``real``), 2 (``synth``: k units of generated faces, the paper's k = 1), 3 (``mix``
+with ratio k), the filtered arm (``mix-filtered``: real + k units' worth of generated faces a CNN
+trained on real training subjects reads as labelled, ``fer_utils.filtering``) and §4.4 (``vgg``)
+differ only in their training faces and model, so they share one path: ``run_experiment``. Ratio 0
+of ``mix`` is experiment 1. Every run writes ``<results_dir>/<experiment>/<run>.json`` (params, seed, data
 hash, versions, metrics, history) and ``<run>.safetensors`` (its best weights), so
 06_cross_eval can find and re-evaluate every trained model, and a rerun skips finished runs.
 """
@@ -16,15 +18,16 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .config import Config, ConfigError, DataError, TrainConfig, require_path
+from .config import EXPERIMENTS, Config, ConfigError, DataError, TrainConfig, require_path
 from .engine import VMAP_DEVICES, ArraySplit, fit, predict
 from .evaluate import evaluate, save_run
+from .filtering import filtered_generated_splits
 from .gan.generate import unit_of
 from .models.io import save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
 from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
 
-EXPERIMENTS = ("real", "synth", "mix", "vgg")
+SCORING = 2  # what a record's metrics hold; 2: per-subject counts (``by_subject``) for the two-level intervals
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
 GENERATION_KEYS = ("stylegan2_weights", "stargan_weights", "truncation_psi", "seed")  # not units: ratio says how many
 
@@ -58,35 +61,63 @@ def generated_splits(cfg: Config, units: int) -> dict[str, FaceSet]:
 
 
 def experiment_splits(cfg: Config, experiment: str, ratio: int = 0) -> dict[str, FaceSet]:
-    """Train/val/test faces of one experiment; mixed runs also get ``val_real`` and ``test_real``.
+    """Train/val/test faces of one experiment (``experiment_inputs`` without its notes)."""
+    return experiment_inputs(cfg, experiment, ratio)[0]
+
+
+def experiment_inputs(cfg: Config, experiment: str, ratio: int = 0) -> tuple[dict[str, FaceSet], dict[str, Any]]:
+    """Train/val/test faces of one experiment, and notes for its record (the filtered arm: what the filter kept).
+
+    Mixed runs also get ``val_real`` and ``test_real``.
 
     The paper's mixed val and test sets grow more synthetic with k, which flatters the score, so
     the real-only subjects are scored as well: ``val_real`` chooses the best k, ``test_real``
-    reports it.
+    reports it. Synthetic-only runs of every k are tested on the same faces: the first unit's
+    generated test identities (``test``) and the real test subjects (``test_real``).
     """
     check_experiment(experiment, ratio)
-    if experiment == "synth":
-        return generated_splits(cfg, 1)
     real = real_splits(cfg)
+    if experiment == "synth":
+        generated = generated_splits(cfg, ratio)
+        first = unit_of(generated["test"].subjects) == 0
+        return {**generated, "test": generated["test"].select(first, split="test"), "test_real": real["test"]}, {}
     if ratio == 0:
-        return real
-    generated = generated_splits(cfg, ratio)
+        return real, {}
+    notes = {}
+    if experiment == "mix-filtered":
+        generated, report = filtered_generated_splits(cfg, ratio)
+        notes["filter"] = report.to_dict()  # kept fractions, shortfall: the record says what the run trained on
+    else:
+        generated = generated_splits(cfg, ratio)
     mixed = {name: FaceSet.concat([real[name], generated[name]]) for name in SPLITS}
-    return {**mixed, "val_real": real["val"], "test_real": real["test"]}
+    return {**mixed, "val_real": real["val"], "test_real": real["test"]}, notes
 
 
 def check_experiment(experiment: str, ratio: int) -> None:
     """Reject an unknown experiment or a ratio it cannot take, naming the value."""
     if experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
-    if ratio < 0 or (experiment in {"real", "synth"} and ratio) or (experiment == "mix" and ratio < 1):
-        raise ConfigError(f"experiment {experiment!r} cannot take ratio {ratio}: real and synth take 0, "
-                          "mix takes k >= 1 (ratio 0 is the real experiment), vgg takes k >= 0")
+    if (ratio < 0 or (experiment == "real" and ratio)
+            or (experiment in {"synth", "mix", "mix-filtered"} and ratio < 1)):
+        raise ConfigError(f"experiment {experiment!r} cannot take ratio {ratio}: real takes 0, synth takes k >= 1 "
+                          "units (the paper's experiment 2 is k = 1), mix and mix-filtered take k >= 1 (ratio 0 is "
+                          "the real experiment), vgg takes k >= 0")
+
+
+def choose_experiment(ratio: int, synth_only: bool = False, filtered: bool = False) -> tuple[str, int]:
+    """Notebook 05's parameters as (experiment, k): ratio 0 is experiment 1, ``synth_only`` takes k units
+    (at least 1), ``filtered`` the filtered arm; a combination that means nothing is refused, naming it."""
+    if synth_only and filtered:
+        raise ConfigError("synth_only and filtered cannot both be set: the filtered arm mixes real and generated faces")
+    experiment = "synth" if synth_only else "mix-filtered" if filtered else "mix" if ratio else "real"
+    k = max(ratio, 1) if synth_only else ratio
+    check_experiment(experiment, k)
+    return experiment, k
 
 
 def run_name(experiment: str, ratio: int, seed: int) -> str:
-    """File stem of a run: ``real-seed0``, ``mix-k5-seed2``, ``vgg-k0-seed0``."""
-    ratio_part = f"-k{ratio}" if experiment in {"mix", "vgg"} else ""
+    """File stem of a run: ``real-seed0``, ``synth-k1-seed0``, ``mix-k5-seed2``, ``mix-filtered-k5-seed2``."""
+    ratio_part = "" if experiment == "real" else f"-k{ratio}"
     return f"{experiment}{ratio_part}-seed{seed}"
 
 
@@ -96,9 +127,9 @@ def cross_database_sets(cfg: Config) -> dict[str, FaceSet]:
     return {name: load_database(cfg, name) for name in CROSS_DATABASES}
 
 
-def score(model: nn.Module, sets: dict[str, FaceSet], device: str, seed: int) -> dict[str, dict[str, Any]]:
-    """``evaluate()`` of one model on every named face set."""
-    return {name: evaluate(predict(model, faces.images, device), faces.labels, seed=seed)
+def score(model: nn.Module, sets: dict[str, FaceSet], device: str) -> dict[str, dict[str, Any]]:
+    """``evaluate()`` of one model on every named face set, with per-subject counts (the intervals' clusters)."""
+    return {name: evaluate(predict(model, faces.images, device), faces.labels, faces.subjects)
             for name, faces in sets.items()}
 
 
@@ -112,9 +143,11 @@ def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
     params = {"experiment": experiment, "ratio": ratio, "model": "vgg16" if experiment == "vgg" else "cnn",
               "preset": cfg.preset, "train": dataclasses.asdict(recipe(cfg, experiment)),
               "split": dataclasses.asdict(cfg.split),
-              "preprocess": dataclasses.asdict(cfg.preprocess)}
-    if experiment == "synth" or ratio:  # what made the generated faces (the data hash pins the faces themselves)
+              "preprocess": dataclasses.asdict(cfg.preprocess), "scoring": SCORING}
+    if ratio or experiment == "synth":  # what made the generated faces (the data hash pins the faces themselves)
         params["generate"] = {key: getattr(cfg.generate, key) for key in GENERATION_KEYS}
+    if experiment == "mix-filtered":
+        params["generate"] |= {"filter": cfg.generate.filter, "filter_threshold": cfg.generate.filter_threshold}
     params["train"].pop("seed")
     params["train"]["precision"] = resolve_precision(cfg.train.precision, resolve_device(cfg.device))  # what runs
     return params
@@ -144,7 +177,7 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
     """
     check_experiment(experiment, ratio)
     seeds = (seed,) if seed is not None else tuple(seeds) if seeds else (cfg.train.seed,)
-    splits = experiment_splits(cfg, experiment, ratio)
+    splits, notes = experiment_inputs(cfg, experiment, ratio)
     params, hash_ = run_params(cfg, experiment, ratio), data_hash(splits)
     folder = cfg.path(cfg.results_dir) / experiment
     paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
@@ -161,13 +194,13 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
         checkpoint = folder / f".{run_name(experiment, ratio, group[0])}-x{len(group)}.train.pt"
         for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
                           checkpoint=checkpoint, progress=progress):
-            metrics = score(result.model, tests, cfg.device, result.seed)
+            metrics = score(result.model, tests, cfg.device)
             save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
                         "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
                         "precision": result.precision}
             save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, hash_, metrics,
-                     result.history, fit_info, data_sources(tests))
+                     result.history, fit_info, data_sources(tests) | notes)
             done[result.seed] = finished_run(paths[result.seed], params, hash_)
         checkpoint.unlink(missing_ok=True)
     return [done[s] for s in seeds]

@@ -45,7 +45,9 @@ def reported(experiment: str, ratio: int = 0) -> dict[str, float]:
     if experiment == "real" or (experiment == "mix" and ratio == 0):
         return dict(EXP1_REAL)
     if experiment == "synth":
-        return dict(EXP2_SYNTH)
+        return dict(EXP2_SYNTH) if ratio == 1 else {}
+    if experiment == "mix-filtered":
+        return {}
     if experiment == "vgg":
         return {"mmi": VGG16_MMI} if ratio == 0 else {}
     out = dict(zip(("train", "test"), TABLE2_MIX.get(ratio, (None, None))))

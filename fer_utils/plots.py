@@ -79,22 +79,34 @@ def learning_curves(history: Mapping[str, Sequence[float]], title: str = "",
     return save_figure(fig, path)
 
 
-def ratio_curve(curves: Mapping[str, tuple[Sequence[str], Sequence[float], Sequence[float], Sequence[float]]],
+Line = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]  # x, mean, CI low, CI high
+ARM_STYLE = {"mix": ("real + k generated", "#4c72b0", "o-"), "mix-filtered": ("real + k filtered", "#55a868", "s-"),
+             "synth": ("k generated only", "#c44e52", "^--")}
+
+
+def ratio_curve(panels: Mapping[str, Mapping[str, Line]], baseline: Mapping[str, Line] | None = None,
                 title: str = "", path: str | os.PathLike | None = None) -> Figure:
-    """Accuracy per training configuration with 95% CI bands (paper Fig 8: real, synth, k = 1, 2, ...).
+    """Accuracy against k with 95 % intervals, one panel per test set (paper Fig 8 and the arms it lacks).
 
     Args:
-        curves: line label -> (point labels, mean accuracy, CI low, CI high), one line per test
-            database; points are evenly spaced in the given order, as in the paper's figure.
+        panels: test set -> arm (``mix``, ``mix-filtered``, ``synth``, or any label) -> (k, mean, low, high).
+        baseline: test set -> real-only (one point): drawn as a horizontal line with its band.
     """
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        for label, (points, mean, lo, hi) in curves.items():
-            x = np.arange(len(points))
-            (line,) = ax.plot(x, mean, "o-", ms=4, label=label)
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-            ax.set_xticks(x, points)
-        ax.set(xlabel="training faces (k = generated units per real unit)", ylabel="accuracy", ylim=(0, 1),
-               title=title)
-        ax.legend(frameon=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
+        for ax, (name, lines) in zip(axes[0], panels.items()):
+            ks = sorted({k for x, *_ in lines.values() for k in x})
+            if baseline and name in baseline:
+                _, (mean,), (lo,), (hi,) = baseline[name]
+                ax.axhline(mean, color="0.3", lw=1, label="real only")
+                ax.axhspan(lo, hi, color="0.3", alpha=0.12, lw=0)
+            for arm, (x, mean, lo, hi) in lines.items():
+                label, colour, marker = ARM_STYLE.get(arm, (arm, None, "o-"))
+                (line,) = ax.plot(x, mean, marker, ms=4, color=colour, label=label)
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
+            ax.set_xticks(ks)
+            ax.set(xlabel="k (generated units per real unit)", ylim=(0, 1), title=name)
+        axes[0][0].set_ylabel("accuracy")
+        axes[0][-1].legend(frameon=False, fontsize=8, loc="lower right")
+        fig.suptitle(title)
     return save_figure(fig, path)

@@ -9,33 +9,20 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from . import paper
 from .config import Config, DataError
-from .evaluate import paired_sign_flip_test
-from .experiments import RunResult, cross_database_sets, score
+from .experiments import SCORING, RunResult, cross_database_sets, score
 from .models.io import load_model
 from .preprocess import FaceSet
 from .report import pct
 from .runtime import file_sha256
+from .uncertainty import Estimate, accuracy, difference
 
-
-@dataclass(frozen=True)
-class Summary:
-    """Mean accuracy of n seeds with a 95% CI (t across seeds; the bootstrap CI when n = 1)."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    def text(self) -> str:
-        """``61.2 % [58.0, 64.4] (n=3)`` for tables."""
-        return f"{pct(self.mean, (self.low, self.high))} (n={self.n})"
+ARM_ORDER = {"real": 0, "synth": 1, "mix": 2, "mix-filtered": 3, "vgg": 4}
 
 
 def find_runs(cfg: Config) -> list[RunResult]:
@@ -50,6 +37,10 @@ def find_runs(cfg: Config) -> list[RunResult]:
             raise DataError(f"{path}: unreadable run record ({exc}); delete it and its .safetensors and run "
                             "it again (sweep or the notebook)") from None
         if not isinstance(saved, dict) or "experiment" not in saved or "metrics" not in saved:
+            continue
+        if saved["params"].get("scoring") != SCORING:
+            print(f"skipped {path}: scored before records kept per-subject counts (what the intervals resample); "
+                  "run it again (sweep or the notebook)")
             continue
         if saved.get("weights_sha256") != file_sha256(path.with_suffix(".safetensors")):
             print(f"skipped {path}: its .safetensors is not the file the record pins (damaged, from another run, "
@@ -66,22 +57,28 @@ def rescore(cfg: Config, runs: Sequence[RunResult], sets: dict[str, FaceSet] | N
     out = []
     for run in runs:
         model = load_model(run.path.with_suffix(".safetensors"))
-        metrics = run.metrics | score(model, sets, cfg.device, run.seed)
+        metrics = run.metrics | score(model, sets, cfg.device)
         out.append(RunResult(run.experiment, run.ratio, run.seed, run.name, run.path, metrics, run.history))
     return out
 
 
-def summarise(runs: Sequence[RunResult], key: str) -> Summary:
-    """Accuracy on split/database ``key`` of several seeds of one configuration."""
+def scored(run: RunResult, key: str) -> dict[str, Any] | None:
+    """A run's metrics on ``key``, None where it was not scored there; a model trained on real faces only has its
+    real subjects under ``test``/``val``, which are then what ``test_real``/``val_real`` mean."""
+    if key not in run.metrics and key in {"test_real", "val_real"} and run.experiment in {"real", "vgg"} \
+            and not run.ratio:
+        key = key.removesuffix("_real")
+    return run.metrics.get(key)
+
+
+def summarise(runs: Sequence[RunResult], key: str) -> Estimate:
+    """Accuracy on split/database ``key`` of the seeds of one configuration: seeds and test subjects resampled."""
     if not runs:
         raise ValueError(f"no runs to summarise for {key!r}")
-    accs = np.array([r.metrics[key]["accuracy"] for r in runs])
-    if len(accs) == 1:
-        low, high = runs[0].metrics[key]["accuracy_ci95"]
-        return Summary(float(accs[0]), low, high, 1)
-    half = stats.t.ppf(0.975, len(accs) - 1) * accs.std(ddof=1) / np.sqrt(len(accs))
-    mean = float(accs.mean())
-    return Summary(mean, max(0.0, mean - half), min(1.0, mean + half), len(accs))
+    missing = [r.name for r in runs if scored(r, key) is None]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not scored on {key!r}")
+    return accuracy([scored(r, key)["by_subject"] for r in runs])
 
 
 def group_runs(runs: Sequence[RunResult]) -> dict[tuple[str, int], list[RunResult]]:
@@ -89,14 +86,15 @@ def group_runs(runs: Sequence[RunResult]) -> dict[tuple[str, int], list[RunResul
     groups: dict[tuple[str, int], list[RunResult]] = defaultdict(list)
     for run in runs:
         groups[(run.experiment, run.ratio)].append(run)
-    order = {"real": 0, "synth": 1, "mix": 2, "vgg": 3}
-    return dict(sorted(groups.items(), key=lambda item: (order.get(item[0][0], 9), item[0][1])))
+    return dict(sorted(groups.items(), key=lambda item: (ARM_ORDER.get(item[0][0], 9), item[0][1])))
 
 
 def group_label(experiment: str, ratio: int) -> str:
-    """Short label of a configuration: ``real``, ``synth``, ``k=5``, ``vgg16``, ``vgg16 k=5``."""
+    """Short label of a configuration: ``real``, ``synth k=1``, ``k=5``, ``filtered k=5``, ``vgg16``, ``vgg16 k=5``."""
     if experiment == "mix":
         return f"k={ratio}"
+    if experiment in {"synth", "mix-filtered"}:
+        return f"{experiment.removeprefix('mix-')} k={ratio}"
     if experiment == "vgg":
         return "vgg16" + (f" k={ratio}" if ratio else "")
     return experiment
@@ -106,23 +104,32 @@ def accuracy_rows(runs: Sequence[RunResult], keys: Sequence[str]) -> list[list[s
     """One row per configuration: label, seeds, then each key's mean [CI] ('–' where not scored)."""
     rows = []
     for (experiment, ratio), members in group_runs(runs).items():
-        cells = [summarise(members, k).text() if all(k in r.metrics for r in members) else "–" for k in keys]
+        cells = [summarise(members, k).text() if all(scored(r, k) for r in members) else "–" for k in keys]
         rows.append([group_label(experiment, ratio), str(len(members)), *cells])
     return rows
 
 
-def ratio_points(runs: Sequence[RunResult], key: str) -> tuple[list[str], list[float], list[float], list[float]]:
-    """Figure 8's points on ``key``: real-only, synth-only, then k = 1, 2, ... (CNN runs only)."""
-    labels, mean, low, high = [], [], [], []
+def arm_curves(runs: Sequence[RunResult], key: str) -> dict[str, list[tuple[int, Estimate]]]:
+    """Figure 8's lines on ``key``: each arm's (k, estimate) in k order; real-only is the line at k = 0."""
+    curves: dict[str, list[tuple[int, Estimate]]] = defaultdict(list)
     for (experiment, ratio), members in group_runs(runs).items():
-        if experiment == "vgg":
-            continue
-        s = summarise(members, key)
-        labels.append(group_label(experiment, ratio))
-        mean.append(s.mean)
-        low.append(s.low)
-        high.append(s.high)
-    return labels, mean, low, high
+        if experiment != "vgg" and all(scored(r, key) for r in members):
+            curves[experiment].append((ratio, summarise(members, key)))
+    return dict(curves)
+
+
+def figure8(runs: Sequence[RunResult], keys: Sequence[str] = ("test_real", "mmi", "ckplus")) -> tuple[dict, dict]:
+    """``plots.ratio_curve``'s panels and real-only baselines: each arm's accuracy against k on every test set."""
+    panels, baseline = {}, {}
+    for key in keys:
+        curves = arm_curves(runs, key)
+        line = {arm: ([k for k, _ in points], *([getattr(e, f) for _, e in points] for f in ("value", "low", "high")))
+                for arm, points in curves.items() if arm != "real"}
+        panels[TARGETS[key]] = line
+        if "real" in curves:
+            (_, e), = curves["real"]
+            baseline[TARGETS[key]] = ([0], [e.value], [e.low], [e.high])
+    return panels, baseline
 
 
 def best_run(runs: Sequence[RunResult], experiment: str | None = None) -> RunResult:
@@ -133,19 +140,19 @@ def best_run(runs: Sequence[RunResult], experiment: str | None = None) -> RunRes
     return max(pool, key=lambda r: r.metrics["val"]["accuracy"])
 
 
-def paper_rows(ours: dict[str, Summary], paper: dict[str, float], keys: Sequence[str]) -> list[list[str]]:
+def paper_rows(ours: dict[str, Estimate], paper: dict[str, float], keys: Sequence[str]) -> list[list[str]]:
     """Paper-vs-ours rows for ``keys`` ('–' where the paper reports no number)."""
     return [[key, pct(paper.get(key)), ours[key].text()] for key in keys]
 
 
 def real_val_accuracy(run: RunResult) -> float | None:
     """Accuracy on the real validation subjects (what chooses k); None for synthetic-only runs."""
-    if "val_real" in run.metrics:
-        return run.metrics["val_real"]["accuracy"]
-    return None if run.experiment == "synth" else run.metrics["val"]["accuracy"]
+    metrics = scored(run, "val_real")
+    return None if metrics is None else metrics["accuracy"]
 
 
-def best_configuration(runs: Sequence[RunResult], experiments: Sequence[str] = ("real", "mix")) -> list[RunResult]:
+def best_configuration(runs: Sequence[RunResult],
+                       experiments: Sequence[str] = ("real", "mix", "mix-filtered")) -> list[RunResult]:
     """Seeds of the configuration with the best mean real-validation accuracy (never a test score).
 
     A tie goes to the configuration with the least generated data (real-only first, then the smallest k).
@@ -155,7 +162,7 @@ def best_configuration(runs: Sequence[RunResult], experiments: Sequence[str] = (
         raise ValueError(f"no saved runs of {', '.join(experiments)}")
 
     def score(item: tuple[int, list[RunResult]]) -> tuple[float, int]:
-        order, members = item  # group_runs lists real-only first, then k upwards
+        order, members = item  # group_runs lists real-only first, then k upwards, unfiltered before filtered
         mean = float(np.mean([real_val_accuracy(r) for r in members]))
         return round(mean, 9), -order  # rounded: equal totals of correct faces must tie, whatever the summing order
 
@@ -178,22 +185,81 @@ TABLE2_HEADER = ("k", "train (paper)", "train (ours)", "test (paper)", "test (ou
                  "MMI", "CK+")
 
 
-def paired_rows(runs: Sequence[RunResult], keys: Sequence[str] = ("mmi", "ckplus")) -> list[list[str]]:
-    """Each k against real-only with seeds matched: mean gain and a sign-flip p-value per database."""
+TARGETS = {"test_real": "real test subjects", "mmi": "MMI", "ckplus": "CK+"}
+WHAT_HELPS_HEADER = ("change", "tested on", "seeds", "difference [95 % CI]", "p", "smallest detectable", "reading")
+
+
+def comparisons(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult], list[RunResult]]]:
+    """(what changes, runs with it, runs without it), seeds paired: each arm against real-only, filtered
+    against unfiltered at each k, synthetic-only k units against one unit."""
     groups = group_runs(runs)
-    base = {r.seed: r for r in groups.get(("real", 0), [])}
-    rows = []
+    against_real, filtered, scaling = [], [], []
     for (experiment, ratio), members in groups.items():
-        paired = [(r, base[r.seed]) for r in members if experiment == "mix" and r.seed in base]
-        if not paired:
-            continue
-        cells = []
+        if experiment in {"mix", "mix-filtered"} and ("real", 0) in groups:
+            against_real.append((f"real + {group_label(experiment, ratio)} vs real only", members, groups[("real", 0)]))
+        if experiment == "mix-filtered" and ("mix", ratio) in groups:
+            filtered.append((f"filtered vs unfiltered, k={ratio}", members, groups[("mix", ratio)]))
+        if experiment == "synth" and ratio > 1 and ("synth", 1) in groups:
+            scaling.append((f"synthetic only: {ratio} units vs 1", members, groups[("synth", 1)]))
+    return against_real + filtered + scaling
+
+
+def paired_difference(with_: Sequence[RunResult], without: Sequence[RunResult], key: str) -> Estimate | None:
+    """Difference on ``key`` of two configurations, seed s against seed s; None when no seed is in both."""
+    base = {r.seed: r for r in without}
+    pairs = [(scored(r, key), scored(base[r.seed], key)) for r in sorted(with_, key=lambda r: r.seed)
+             if r.seed in base]
+    pairs = [(a, b) for a, b in pairs if a and b]
+    if not pairs:
+        return None
+    return difference([a["by_subject"] for a, _ in pairs], [b["by_subject"] for _, b in pairs])
+
+
+def reading(estimate: Estimate, alpha: float = 0.05) -> str:
+    """What a difference says, in words: helps / hurts / no measurable difference (and what that means here)."""
+    if estimate.se == 0:
+        return "the same on every test subject and seed (nothing varies: no test)"
+    if estimate.p_value < alpha:
+        return f"{'helps' if estimate.value > 0 else 'hurts'}, by {100 * abs(estimate.value):.1f} points"
+    return f"no measurable difference (a true one below {100 * estimate.mdd():.1f} points would often be missed)"
+
+
+def what_helps_rows(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS)) -> list[list[str]]:
+    """One row per change and test set: paired difference, its CI and p, the smallest detectable one, a reading."""
+    rows = []
+    for change, with_, without in comparisons(runs):
         for key in keys:
-            test = paired_sign_flip_test([r.metrics[key]["accuracy"] for r, _ in paired],
-                                         [b.metrics[key]["accuracy"] for _, b in paired])
-            cells.append(f"{100 * test['mean_diff']:+.1f} pts (p = {test['p_value']:.2f})")
-        rows.append([str(ratio), str(len(paired)), *cells])
+            estimate = paired_difference(with_, without, key)
+            if estimate is None:
+                continue
+            floor = "≥ " if not estimate.seed_spread_measured else ""
+            detectable = f"{floor}{100 * estimate.mdd():.1f} pts" if estimate.se > 0 else "–"
+            rows.append([change, TARGETS.get(key, key), str(estimate.seeds), estimate.text(points=True),
+                         f"{estimate.p_value:.3f}", detectable, reading(estimate)])
     return rows
+
+
+def detectable_rows(runs: Sequence[RunResult], seeds: Sequence[int] = (1, 3, 5, 10),
+                    keys: Sequence[str] = tuple(TARGETS)) -> list[list[str]]:
+    """Smallest difference from real-only that S seeds per arm would detect (80 % power, alpha 0.05), from the
+    spreads measured here (the median over this preset's arms). One seed gives no valid test once seeds are
+    known to spread ('no test'); where they were not measured (one seed here) only its subjects-only floor shows."""
+    against_real = [c for c in comparisons(runs) if c[0].endswith("vs real only")]
+    rows = []
+    for key in keys:
+        estimates = [e for _, with_, without in against_real
+                     if (e := paired_difference(with_, without, key)) and e.se > 0]  # a spread to scale from
+        if estimates:
+            rows.append([TARGETS.get(key, key), *(_detectable(estimates, n) for n in seeds)])
+    return rows
+
+
+def _detectable(estimates: Sequence[Estimate], seeds: int) -> str:
+    """One cell of ``detectable_rows``: the median smallest detectable difference over the arms at ``seeds``."""
+    measured = [e for e in estimates if e.seed_spread_measured]
+    if measured:
+        return "no test" if seeds < 2 else f"{100 * float(np.median([e.mdd(seeds=seeds) for e in measured])):.1f} pts"
+    return f"≥ {100 * float(np.median([e.mdd() for e in estimates])):.1f} pts" if seeds == 1 else "–"
 
 
 def table3_rows(ours: Sequence[tuple[str, Sequence[RunResult]]]) -> list[list[str]]:

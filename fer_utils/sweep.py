@@ -1,7 +1,8 @@
 """The whole experiment grid of a preset (Fig 8, Table 2): resumable, one failure never stops the rest.
 
-The grid is real-only, synthetic-only, then real + k units of generated faces for every k of
-``sweep.ratios``, each with ``sweep.seeds`` seeds trained together in one batched pass.
+The grid is the arms of ``sweep.arms``: real-only, synthetic-only at 1 and every k of
+``sweep.ratios`` units, real + k units of generated faces, and real + k units' worth of
+filtered generated faces, each with ``sweep.seeds`` seeds (seed s of every configuration paired).
 Finished runs are found on disk and skipped (``run_experiment`` checks params and data hash),
 so an interrupted sweep resumes where it stopped. ``sweep.executor`` says where the runs train:
 here in a row (``serial``), or one task per run on worker processes, Dask or Slurm
@@ -16,7 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import executors
-from .config import Config
+from .config import ARMS, Config
 from .experiments import check_experiment, run_experiment, run_name
 from .report import markdown_table
 
@@ -25,29 +26,38 @@ REAL_TRAIN = 1998  # training faces of the real experiment on the default preset
 
 
 def sweep_plan(cfg: Config) -> list[tuple[str, int]]:
-    """(experiment, ratio) of every configuration, in the order of the paper's Figure 8."""
-    return [("real", 0), ("synth", 0)] + [("mix", k) for k in sorted(set(cfg.sweep.ratios))]
+    """(experiment, ratio) of every configuration of ``sweep.arms``, in Figure 8's order (synthetic-only always
+    includes the paper's one unit)."""
+    ratios = sorted(set(cfg.sweep.ratios))
+    ks = {"real": [0], "synth": sorted({1, *ratios}), "mix": ratios, "mix-filtered": ratios}
+    return [(arm, k) for arm in ARMS if arm in cfg.sweep.arms for k in ks[arm]]
 
 
 def units_read(experiment: str, ratio: int) -> int:
-    """Generated units one configuration trains on (synth 1, mix and vgg k, real 0); a bad pair is refused first."""
+    """Generated units one configuration names (real 0, else k); a bad pair is refused first."""
     check_experiment(experiment, ratio)
-    return 1 if experiment == "synth" else ratio
+    return ratio
 
 
 def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> None:
-    """Write what the plan reads and is missing: the world's databases, then the generated units it trains on.
+    """Write what the plan reads and is missing: the world's databases, the generated units, the filtered pool.
 
     Units are generated up to the plan's largest ratio, whatever ``generate.units`` says, so any ratio
-    runs on any preset; units already on disk are kept byte for byte.
+    runs on any preset; units already on disk are kept byte for byte. A filtered configuration trains
+    the filter once and generates more units until its quotas are met (``fer_utils.filtering``), here,
+    before any worker starts, so parallel runs never write the generated database at once.
     """
     from . import inputs
+    from .filtering import prepare_filtered
     from .gan.generate import generate_database
 
     units = max((units_read(experiment, ratio) for experiment, ratio in plan), default=0)
     inputs.prepare_inputs(cfg)
     if units:
         generate_database(cfg, units=units)
+    for experiment, ratio in plan:
+        if experiment == "mix-filtered":
+            prepare_filtered(cfg, ratio)
 
 
 def sweep_seeds(cfg: Config) -> tuple[int, ...]:
@@ -161,7 +171,7 @@ def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tu
     seconds = 0.0
     lines = []
     for experiment, ratio, seed in todo:
-        faces = unit_n if experiment == "synth" else real_n + ratio * unit_n
+        faces = ratio * unit_n if experiment == "synth" else real_n + ratio * unit_n
         cpu_s = faces * epochs / per_core
         seconds += cpu_s
         lines.append(f"  {run_name(experiment, ratio, seed):<18} {faces:>7,} training faces  "

@@ -16,16 +16,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_utils"
 # The package root (``__init__``: the version) sits below them all.
 LAYERS: list[set[str]] = [
     {"__init__"},
-    {"config", "emotions", "paper", "runtime"},
+    {"config", "emotions", "paper", "runtime", "uncertainty"},
     {"plots", "report", "models", "facegen", "datasets"},
     {"preprocess", "preview"},
     {"engine", "evaluate"},
     {"gan"},
-    {"experiments", "results", "calibrate"},
+    {"filtering", "experiments", "results", "calibrate"},
     {"inputs", "sweep", "executors", "benchmarks", "notebook_params"},
     {"cli", "__main__"},
 ]
-WITHIN = {("runtime", "config"), ("preview", "preprocess"), ("results", "experiments"),
+WITHIN = {("runtime", "config"), ("preview", "preprocess"), ("results", "experiments"), ("experiments", "filtering"),
           ("calibrate", "experiments"), ("sweep", "inputs"), ("sweep", "executors"), ("benchmarks", "inputs"),
           ("benchmarks", "executors"), ("__main__", "cli")}
 # Extra rules: each side must work without the other (the world writes real layouts, adapters read them);

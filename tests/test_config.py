@@ -117,6 +117,9 @@ def test_notebook_parameters_left_empty_or_negative_keep_the_preset() -> None:
     ("preprocess.oulu_lightings", ["strong"], "preprocess.oulu_lightings must be one of Strong, Weak, Dark"),
     ("preprocess.rafd_cameras", [], "preprocess.rafd_cameras must name at least one value"),
     ("train.precision", "fp16", "train.precision must be one of auto, fp32, bf16"),
+    ("generate.filter", "teacher", "generate.filter must be one of none, confidence"),
+    ("generate.filter_threshold", 1.5, r"generate.filter_threshold must be within \[0, 1\]"),
+    ("sweep.arms", [], "sweep.arms must name at least one value"),
 ])
 def test_out_of_range_settings_are_refused_when_read(key, value, message) -> None:
     """An invalid setting fails when the preset is read, naming file, key and value: epochs 0 used to save an

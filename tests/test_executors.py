@@ -40,7 +40,7 @@ def _cross(cfg) -> dict[str, FaceSet]:
 def _stand_in(setattr_=setattr, setitem_=operator.setitem) -> None:
     """Tiny model and synthetic faces in place of the Table-1 CNN and the cache (a worker's for good; the
     test process's through monkeypatch, so they never outlive the test)."""
-    setattr_(experiments, "experiment_splits", _splits)
+    setattr_(experiments, "experiment_inputs", lambda cfg, experiment, ratio=0: (_splits(cfg, experiment, ratio), {}))
     setattr_(experiments, "cross_database_sets", _cross)
     setitem_(MODELS, "cnn", tiny_cnn)
 

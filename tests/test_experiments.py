@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from synthetic import synthetic_faces, tiny_cnn
 
-from fer_utils import experiments, results
-from fer_utils.gan import generate
+from fer_utils import experiments, filtering, results
 from fer_utils.config import ConfigError, DataError, load_config
 from fer_utils.emotions import EMOTIONS
+from fer_utils.gan import generate
 from fer_utils.models import MODELS
 from fer_utils.models.io import load_model
 
@@ -67,7 +67,8 @@ def test_changed_recipe_retrains(cfg, monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [1]
 
 
-@pytest.mark.parametrize("experiment, ratio", [("real", 2), ("synth", 1), ("mix", 0), ("vgg", -1), ("nope", 0)])
+@pytest.mark.parametrize("experiment, ratio", [("real", 2), ("synth", 0), ("mix", 0), ("mix-filtered", 0), ("vgg", -1),
+                                               ("nope", 0)])
 def test_impossible_experiment_names_the_value(experiment: str, ratio: int) -> None:
     with pytest.raises(ConfigError, match=str(ratio) if experiment != "nope" else "nope"):
         experiments.check_experiment(experiment, ratio)
@@ -96,8 +97,10 @@ def test_mix_adds_k_units_and_keeps_a_real_test(cfg, tmp_path, write_image) -> N
     assert generated.sum() == 2 * 2 * 6  # 2 units x 2 train identities x 6 expressions
     assert set(generate.unit_of(splits["train"].subjects[generated])) == {0, 1}
     assert (splits["test_real"].databases != "generated").all()
-    synth = experiments.experiment_splits(cfg, "synth")
+    synth = experiments.experiment_splits(cfg, "synth", 2)  # trained on 2 units, tested on the first unit's test
+    assert set(generate.unit_of(synth["train"].subjects)) == {0, 1}
     assert set(synth["test"].subjects) == {"generated:u00_id000"}
+    assert (synth["test_real"].databases != "generated").all()
     with pytest.raises(DataError, match="ratio 4 needs 4 generated units"):
         experiments.experiment_splits(cfg, "mix", 4)
 
@@ -116,26 +119,30 @@ def test_find_rescore_and_summarise(cfg) -> None:
     assert [r.metrics["mmi"]["accuracy"] for r in rescored] == [r.metrics["mmi"]["accuracy"] for r in runs]
     summary = results.summarise(runs, "test")
     accs = [r.metrics["test"]["accuracy"] for r in runs]
-    assert summary.n == 3 and summary.mean == pytest.approx(np.mean(accs))
-    assert 0.0 <= summary.low <= summary.mean <= summary.high <= 1.0
+    assert summary.seeds == 3 and summary.value == pytest.approx(np.mean(accs))
+    assert 0.0 <= summary.low <= summary.value <= summary.high <= 1.0
     one = results.summarise(runs[:1], "test")
     assert (one.low, one.high) == tuple(runs[0].metrics["test"]["accuracy_ci95"])
     assert results.best_run(runs).metrics["val"]["accuracy"] == max(r.metrics["val"]["accuracy"] for r in runs)
 
 
-def test_ratio_points_follow_the_papers_order() -> None:
-    def run(experiment: str, ratio: int, acc: float) -> experiments.RunResult:
-        metrics = {"mmi": {"accuracy": acc, "accuracy_ci95": [acc - 0.1, acc + 0.1]}}
-        return experiments.RunResult(experiment, ratio, 0, "r", None, metrics, {})
-    runs = [run("mix", 5, 0.6), run("vgg", 0, 0.5), run("mix", 1, 0.4), run("synth", 0, 0.3), run("real", 0, 0.2)]
-    labels, mean, low, high = results.ratio_points(runs, "mmi")
-    assert labels == ["real", "synth", "k=1", "k=5"] and mean == [0.2, 0.3, 0.4, 0.6]
-
-
 def _run(experiment: str, ratio: int, seed: int, **accs: float) -> experiments.RunResult:
-    """A saved-run stand-in with the given accuracies."""
-    metrics = {key: {"accuracy": acc, "accuracy_ci95": [acc, acc]} for key, acc in accs.items()}
-    return experiments.RunResult(experiment, ratio, seed, f"{experiment}{ratio}-{seed}", None, metrics, {})
+    """A saved-run stand-in with the given accuracies: 20 test subjects of 10 faces, hits spread evenly."""
+    def metrics(acc: float) -> dict:
+        hits = np.diff(np.round(np.linspace(0, 200 * acc, 21))).astype(int)  # per-subject hits summing to 200 acc
+        return {"accuracy": acc, "accuracy_ci95": [acc, acc], "by_subject": {f"p{j}": [int(h), 10]
+                                                                             for j, h in enumerate(hits)}}
+    return experiments.RunResult(experiment, ratio, seed, f"{experiment}{ratio}-{seed}", None,
+                                 {key: metrics(acc) for key, acc in accs.items()}, {})
+
+
+def test_figure8_has_one_line_per_arm_in_k_order_and_real_only_as_baseline() -> None:
+    runs = [_run("mix", 5, 0, mmi=0.6), _run("vgg", 0, 0, mmi=0.5), _run("mix", 1, 0, mmi=0.4),
+            _run("synth", 1, 0, mmi=0.3), _run("real", 0, 0, mmi=0.2), _run("mix-filtered", 1, 0, mmi=0.45)]
+    panels, baseline = results.figure8(runs, keys=("mmi",))
+    assert set(panels["MMI"]) == {"mix", "mix-filtered", "synth"}
+    assert panels["MMI"]["mix"][0] == [1, 5] and panels["MMI"]["mix"][1] == pytest.approx([0.4, 0.6])
+    assert baseline["MMI"][1] == pytest.approx([0.2])
 
 
 def test_best_k_is_chosen_on_real_validation_subjects() -> None:
@@ -161,12 +168,23 @@ def test_a_tie_on_real_validation_goes_to_the_least_generated_data() -> None:
     assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("mix", 1)}
 
 
-def test_paired_rows_match_seeds_against_real_only() -> None:
-    runs = [_run("real", 0, s, mmi=0.40, ckplus=0.5) for s in range(3)]
-    runs += [_run("mix", 2, s, mmi=0.45 + 0.01 * s, ckplus=0.5) for s in range(3)]
-    runs += [_run("mix", 3, 7, mmi=0.9, ckplus=0.9)]  # no real run with seed 7: nothing to pair
-    (row,) = results.paired_rows(runs)
-    assert row[:3] == ["2", "3", "+6.0 pts (p = 0.25)"] and row[3].startswith("+0.0 pts")
+def test_what_helps_pairs_seeds_and_names_each_change() -> None:
+    runs = [_run("real", 0, s, mmi=0.40 + 0.02 * s) for s in range(3)]
+    runs += [_run("mix", 2, s, mmi=0.50 + 0.02 * s) for s in range(3)]  # +10 points at every seed
+    runs += [_run("mix-filtered", 2, s, mmi=acc) for s, acc in enumerate((0.51, 0.51, 0.55))]  # about the same
+    runs += [_run("mix", 3, 7, mmi=0.9)]  # no real run with seed 7: nothing to pair
+    runs += [_run("synth", 1, 0, mmi=0.3), _run("synth", 3, 0, mmi=0.35)]
+    rows = {row[0]: row for row in results.what_helps_rows(runs, keys=("mmi",))}
+    assert set(rows) == {"real + k=2 vs real only", "real + filtered k=2 vs real only",
+                         "filtered vs unfiltered, k=2", "synthetic only: 3 units vs 1"}
+    gain = rows["real + k=2 vs real only"]
+    assert gain[2] == "3" and gain[3].startswith("+10.0 pts") and gain[6].startswith("helps, by 10.0")
+    same = rows["filtered vs unfiltered, k=2"]
+    assert same[3].startswith("+0.3 pts") and same[6].startswith("no measurable difference")
+    one_seed = rows["synthetic only: 3 units vs 1"]
+    assert one_seed[2] == "1" and one_seed[5].startswith("≥ ")  # seed spread unmeasured: a floor
+    (detectable,) = results.detectable_rows(runs, keys=("mmi",))
+    assert detectable[0] == "MMI" and detectable[1] == "no test" and all(c.endswith("pts") for c in detectable[2:])
 
 
 def test_vgg_keeps_the_recipe_but_its_own_epoch_cap() -> None:
@@ -259,3 +277,69 @@ def test_06_names_a_corrupt_run_instead_of_a_bare_safetensors_error(cfg, capsys)
     run.path.write_text("{")
     with pytest.raises(DataError, match=rf"{run.path}: unreadable run record"):
         results.find_runs(cfg)
+
+
+def test_filtered_arm_trains_on_what_the_filter_kept_and_a_new_threshold_retrains(cfg, monkeypatch) -> None:
+    kept = {split: synthetic_faces(n, 5 + i, "generated", "u00_id") for i, (split, n) in
+            enumerate((("train", 12), ("val", 6), ("test", 6)))}
+    asked, report = [], filtering.FilterReport(0.5, 0.8, {}, 2, {}, {})
+    monkeypatch.setattr(experiments, "filtered_generated_splits",
+                        lambda cfg, units: asked.append(units) or (kept, report))
+    (run,) = experiments.run_experiment(cfg, "mix-filtered", 2, seed=0, progress=False)
+    saved = json.loads(run.path.read_text())
+    assert run.path.name == "mix-filtered-k2-seed0.json" and asked == [2]
+    assert saved["params"]["generate"]["filter_threshold"] == cfg.generate.filter_threshold
+    assert saved["metrics"]["train"]["n"] == 60 + 12 and {"val_real", "test_real"} <= set(saved["metrics"])
+    assert saved["metrics"]["test_real"]["by_subject"]  # what the intervals resample
+    assert saved["data"]["filter"]["filter_stop_accuracy"] == 0.8  # what the filter kept, in the record
+    calls = []
+    real_fit = experiments.fit
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    experiments.run_experiment(cfg, "mix-filtered", 2, seed=0, progress=False)
+    assert calls == []  # the same threshold: the kept record
+    stricter = load_config("quick", {"results_dir": cfg.results_dir, "train.epochs": 2, "device": "cpu",
+                                     "generate.filter_threshold": 0.9})
+    experiments.run_experiment(stricter, "mix-filtered", 2, seed=0, progress=False)
+    assert calls == [1]
+
+
+def test_a_record_without_per_subject_counts_is_named_and_skipped(cfg, capsys) -> None:
+    (run,) = experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    saved = json.loads(run.path.read_text())
+    del saved["params"]["scoring"]  # as records were before the intervals resampled subjects
+    run.path.write_text(json.dumps(saved))
+    assert results.find_runs(cfg) == []
+    assert "scored before records kept per-subject counts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ratio, synth_only, filtered, expected", [
+    (0, False, False, ("real", 0)), (3, False, False, ("mix", 3)), (0, True, False, ("synth", 1)),
+    (5, True, False, ("synth", 5)), (2, False, True, ("mix-filtered", 2))])
+def test_notebook_05_parameters_name_one_experiment(ratio, synth_only, filtered, expected) -> None:
+    assert experiments.choose_experiment(ratio, synth_only, filtered) == expected
+
+
+def test_notebook_05_refuses_parameters_that_mean_nothing() -> None:
+    with pytest.raises(ConfigError, match="synth_only and filtered"):
+        experiments.choose_experiment(2, synth_only=True, filtered=True)
+    with pytest.raises(ConfigError, match="'mix-filtered' cannot take ratio 0"):
+        experiments.choose_experiment(0, filtered=True)
+
+
+def test_identical_arms_say_so_instead_of_a_zero_detectable_difference() -> None:
+    runs = [_run("real", 0, s, mmi=0.5) for s in range(2)] + [_run("mix", 1, s, mmi=0.5) for s in range(2)]
+    (row,) = results.what_helps_rows(runs, keys=("mmi",))
+    assert row[5] == "–" and row[6].startswith("the same on every test subject and seed")
+    assert results.detectable_rows(runs, keys=("mmi",)) == []
+
+
+def test_real_only_is_compared_on_its_own_test_subjects_where_others_say_test_real() -> None:
+    """A real-only run scores its real test subjects as ``test``; mixed and synthetic runs as ``test_real``."""
+    runs = [_run("real", 0, 0, test=0.6, val=0.5), _run("mix", 1, 0, test=0.9, test_real=0.7, val_real=0.6),
+            _run("synth", 1, 0, test=0.95, test_real=0.4)]
+    (row,) = results.what_helps_rows(runs, keys=("test_real",))
+    assert row[0] == "real + k=1 vs real only" and row[3].startswith("+10.0 pts")
+    panels, baseline = results.figure8(runs, keys=("test_real",))
+    assert baseline["real test subjects"][1] == pytest.approx([0.6]) and set(panels["real test subjects"]) == {
+        "mix", "synth"}
+    assert results.accuracy_rows(runs, ("test_real",))[0][2].startswith("60.0 %")

@@ -9,9 +9,14 @@ from fer_utils import sweep
 from fer_utils.config import ConfigError, load_config
 
 
-def test_plan_is_real_synth_then_ratios_even_beyond_generate_units() -> None:
-    cfg = load_config("quick", {"sweep.ratios": [2, 1, 5, 2], "generate.units": 2})
-    assert sweep.sweep_plan(cfg) == [("real", 0), ("synth", 0), ("mix", 1), ("mix", 2), ("mix", 5)]
+def test_plan_is_every_arm_at_every_ratio_even_beyond_generate_units() -> None:
+    cfg = load_config("quick", {"sweep.ratios": [2, 5, 2], "generate.units": 2})
+    assert sweep.sweep_plan(cfg) == [("real", 0), ("synth", 1), ("synth", 2), ("synth", 5), ("mix", 2), ("mix", 5),
+                                     ("mix-filtered", 2), ("mix-filtered", 5)]
+    only = load_config("quick", {"sweep.ratios": [3], "sweep.arms": ["mix", "real"]})
+    assert sweep.sweep_plan(only) == [("real", 0), ("mix", 3)]
+    with pytest.raises(ConfigError, match="sweep.arms must be one of .*got 'mixed'"):
+        load_config("quick", {"sweep.arms": ["real", "mixed"]})
 
 
 def test_a_failure_is_reported_and_the_rest_still_run(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -51,8 +56,8 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list:
     return calls
 
 
-@pytest.mark.parametrize("plan, units", [([("real", 0)], None), ([("real", 0), ("mix", 1)], 1), ([("synth", 0)], 1),
-                                         ([("mix", 5), ("synth", 0), ("mix", 2)], 5), ([("vgg", 3)], 3)])
+@pytest.mark.parametrize("plan, units", [([("real", 0)], None), ([("real", 0), ("mix", 1)], 1), ([("synth", 1)], 1),
+                                         ([("mix", 5), ("synth", 3), ("mix", 2)], 5), ([("vgg", 3)], 3)])
 def test_inputs_are_prepared_for_what_the_plan_reads(made: list, plan, units) -> None:
     sweep.prepare_inputs(load_config("quick", {"generate.units": 2}), plan)
     assert made == ["world"] + ([units] if units else [])
