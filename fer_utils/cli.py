@@ -115,9 +115,12 @@ def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     if args.plan:
         print(sweep_estimate(cfg, plan)[1])
         return 0
-    prepare_inputs(cfg, plan)  # once, here: the workers only read the world, the cache and the units
+    unprepared = prepare_inputs(cfg, plan)  # once, here: the workers only read the world, the cache and the units
+    plan = [config for config in plan if config not in unprepared]
     failures = run_sweep(cfg, plan, executor=args.executor, workers=args.workers or 0, scheduler=args.scheduler or "")
-    return 1 if failures else 0
+    for (experiment, ratio), why in unprepared.items():
+        print(f"  {experiment} k={ratio} was not run: {why}")
+    return 1 if failures or unprepared else 0
 
 
 def _cmd_bench(cfg: Config, args: argparse.Namespace) -> int:

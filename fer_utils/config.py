@@ -308,6 +308,12 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     sota: SotaConfig = field(default_factory=SotaConfig)
 
+    def __post_init__(self) -> None:
+        """Refuse settings that contradict each other across sections, naming both keys."""
+        if "mix-filtered" in self.sweep.arms and self.generate.filter == "none":
+            raise ConfigError("sweep.arms has mix-filtered but generate.filter is none: set generate.filter to "
+                              "confidence or leave mix-filtered out of sweep.arms")
+
     def path(self, value: str) -> Path:
         """Resolve a configured path: absolute as given, relative from the project root."""
         p = Path(value).expanduser()

@@ -49,11 +49,14 @@ def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, subjects: np.ndarra
     counts, normalised = confusion(preds, labels, len(names))
     classes = per_class(preds, labels, names)
     by_subject = subject_counts(preds == labels, subjects)
-    estimate = accuracy_interval([by_subject])
+    interval = None  # one subject: no spread to resample (split.*_subjects may be 1); tables print it without
+    if len(by_subject) > 1:
+        estimate = accuracy_interval([by_subject])
+        interval = [estimate.low, estimate.high]
     return {
         "n": int(labels.size),
         "accuracy": float(accuracy_score(labels, preds)),
-        "accuracy_ci95": [estimate.low, estimate.high],
+        "accuracy_ci95": interval,
         "by_subject": by_subject,
         "macro_f1": float(np.mean([c["f1"] for c in classes.values()])),
         "per_class": classes,

@@ -168,8 +168,8 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
 
     Args:
         cfg: data paths, split, training recipe, device, ``results_dir``.
-        experiment: ``real`` (Exp 1), ``synth`` (Exp 2), ``mix`` (Exp 3), ``vgg`` (§4.4).
-        ratio: k units of generated faces per real unit (mix >= 1; vgg >= 0; else 0).
+        experiment: ``real`` (Exp 1), ``synth`` (Exp 2 at k = 1), ``mix`` (Exp 3), ``mix-filtered``, ``vgg`` (§4.4).
+        ratio: k units of generated faces per real unit (synth, mix, mix-filtered >= 1; vgg >= 0; real 0).
         seed: a single seed; ``seeds`` several; neither = ``cfg.train.seed``.
         progress: tqdm bar over epochs.
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .config import Config, ConfigError, DataError
+from .config import FILTERS, Config, ConfigError, DataError
 from .emotions import EMOTIONS
 from .engine import ArraySplit, fit, predict
 from .gan import generate as gen
@@ -40,8 +40,6 @@ from .runtime import (
     data_hash,
     kept_record,
     remove_stale_temporaries,
-    resolve_device,
-    resolve_precision,
     versions,
     write_json,
     write_record,
@@ -52,7 +50,7 @@ FILTER_MODEL = "cnn"  # the Table-1 CNN
 MAX_POOL_FACTOR = 4  # ratio k reads at most this many x k raw generated units
 STOP_FRACTION = 0.1  # of the real training subjects, held out for the filter's early stopping
 DONE = re.compile(r"^\.u(\d+)\.done\.json$")  # generate's mark of a unit written completely
-METHODS = ("confidence",)  # generate.filter values that screen faces ("none" is refused)
+METHODS = tuple(name for name in FILTERS if name != "none")  # generate.filter values that screen faces
 PREPARE_HINT = ("run `fer_utils.filtering.prepare_filtered(cfg, {units})`, the sweep (arm mix-filtered) or "
                 "notebook 05, which generate the missing raw units")
 
@@ -88,9 +86,8 @@ def filter_training_sets(cfg: Config) -> tuple[ArraySplit, ArraySplit]:
 
 def filter_params(cfg: Config) -> dict[str, Any]:
     """What defines the filter besides its faces: compared with its record, so a change retrains it."""
-    recipe = dataclasses.asdict(cfg.train)
-    recipe["precision"] = resolve_precision(cfg.train.precision, resolve_device(cfg.device))  # what runs
-    return {"model": FILTER_MODEL, "recipe": recipe, "split": dataclasses.asdict(cfg.split),
+    recipe = dataclasses.asdict(cfg.train)  # the precision as set, not as resolved here: a GPU worker of a sweep reuses
+    return {"model": FILTER_MODEL, "recipe": recipe, "split": dataclasses.asdict(cfg.split),  # the driver's filter
             "stop_fraction": STOP_FRACTION}
 
 
@@ -147,8 +144,10 @@ def keep_mask(probs: np.ndarray, labels: np.ndarray, threshold: float) -> np.nda
 
 
 def score_faces(model: nn.Module, faces: FaceSet, device: str) -> np.ndarray:
-    """Class probabilities (N, 6) the filter gives each face (a seam: tests swap in known probabilities)."""
-    return predict(model, faces.images, device)
+    """Class probabilities (N, 6) the filter gives each face, always on the CPU in fp32 (the inference policy there),
+    so the driver that prepared the selection and every worker of a sweep, GPU or not, keep the same faces.
+    ``device`` is unused but kept: tests swap in known probabilities through this seam."""
+    return predict(model, faces.images, "cpu")
 
 
 @dataclass
@@ -307,7 +306,16 @@ def filtered_generated_splits(cfg: Config, units: int, grow: bool = False) -> tu
             units (workers of a parallel sweep call it; the driver prepared the pool): a pool too small that has
             not reached the cap raises ``DataError`` saying what to run.
     """
-    return _filtered(cfg, units, grow, progress=False)
+    sets, report = _filtered(cfg, units, grow, progress=False)
+    prepared = report_path(cfg, units)
+    if not grow and prepared.is_file():
+        saved = json.loads(prepared.read_text())
+        same_filter = (saved.get("threshold"), saved.get("filter_weights_sha256")) == (
+            report.threshold, report.filter_weights_sha256)
+        if same_filter and saved.get("data_hash") != report.data_hash:  # the same filter kept other faces here
+            raise DataError(f"the filtered faces of ratio {units} differ from those {prepared} describes (same filter "
+                            "and threshold): is another process growing data.generated? Run prepare_filtered again")
+    return sets, report
 
 
 def report_path(cfg: Config, units: int) -> Path:
@@ -323,16 +331,14 @@ def prepare_filtered(cfg: Config, units: int, progress: bool = False) -> FilterR
     return report
 
 
-def saved_reports(cfg: Config) -> dict[int, FilterReport]:
-    """The reports ``prepare_filtered`` wrote under ``results_dir``, by ratio (what 05 and 06 show)."""
+def reports_of(records: list[dict[str, Any]]) -> dict[int, FilterReport]:
+    """What the filter kept for each ratio, from the run records of the filtered arm (``data.filter``): the faces
+    those runs trained on, not whatever report files are on disk."""
     reports = {}
-    for path in sorted(cfg.path(cfg.results_dir).glob(f"{FOLDER}/filtered-k*.json")):
-        try:
-            report = FilterReport(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as exc:  # damaged or from another version: say so, show the rest
-            print(f"skipped {path}: not a filter report ({exc}); `prepare_filtered` writes it again")
-            continue
-        reports[report.units] = report
+    for record in records:
+        saved = record.get("data", {}).get("filter")
+        if saved:
+            reports[int(saved["units"])] = FilterReport(**saved)
     return dict(sorted(reports.items()))
 
 

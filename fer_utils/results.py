@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 
 from . import paper
-from .config import Config, DataError
+from .config import EXPERIMENTS, Config, DataError
 from .experiments import SCORING, RunResult, cross_database_sets, score
+from .filtering import FilterReport, reports_of
 from .models.io import load_model
 from .preprocess import FaceSet
 from .report import pct
 from .runtime import file_sha256
 from .uncertainty import Estimate, accuracy, difference
-
-ARM_ORDER = {"real": 0, "synth": 1, "mix": 2, "mix-filtered": 3, "vgg": 4}
 
 
 def find_runs(cfg: Config) -> list[RunResult]:
@@ -71,6 +70,11 @@ def scored(run: RunResult, key: str) -> dict[str, Any] | None:
     return run.metrics.get(key)
 
 
+def with_seeds(estimate: Estimate) -> str:
+    """``61.2 % [58.0, 64.4] (n=3)``: a table cell that says how many seeds its interval rests on."""
+    return f"{estimate.text()} (n={estimate.seeds})"
+
+
 def summarise(runs: Sequence[RunResult], key: str) -> Estimate:
     """Accuracy on split/database ``key`` of the seeds of one configuration: seeds and test subjects resampled."""
     if not runs:
@@ -86,7 +90,8 @@ def group_runs(runs: Sequence[RunResult]) -> dict[tuple[str, int], list[RunResul
     groups: dict[tuple[str, int], list[RunResult]] = defaultdict(list)
     for run in runs:
         groups[(run.experiment, run.ratio)].append(run)
-    return dict(sorted(groups.items(), key=lambda item: (ARM_ORDER.get(item[0][0], 9), item[0][1])))
+    order = {name: i for i, name in enumerate(EXPERIMENTS)}
+    return dict(sorted(groups.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0][1])))
 
 
 def group_label(experiment: str, ratio: int) -> str:
@@ -132,6 +137,11 @@ def figure8(runs: Sequence[RunResult], keys: Sequence[str] = ("test_real", "mmi"
     return panels, baseline
 
 
+def filter_reports(runs: Sequence[RunResult]) -> dict[int, FilterReport]:
+    """What the filter kept for each ratio the filtered arm's runs trained on, read from their records."""
+    return reports_of([json.loads(r.path.read_text()) for r in runs if r.experiment == "mix-filtered"])
+
+
 def best_run(runs: Sequence[RunResult], experiment: str | None = None) -> RunResult:
     """The run with the highest validation accuracy (never chosen on a test set)."""
     pool = [r for r in runs if experiment is None or r.experiment == experiment]
@@ -142,7 +152,7 @@ def best_run(runs: Sequence[RunResult], experiment: str | None = None) -> RunRes
 
 def paper_rows(ours: dict[str, Estimate], paper: dict[str, float], keys: Sequence[str]) -> list[list[str]]:
     """Paper-vs-ours rows for ``keys`` ('–' where the paper reports no number)."""
-    return [[key, pct(paper.get(key)), ours[key].text()] for key in keys]
+    return [[key, pct(paper.get(key)), with_seeds(ours[key])] for key in keys]
 
 
 def real_val_accuracy(run: RunResult) -> float | None:
@@ -155,7 +165,8 @@ def best_configuration(runs: Sequence[RunResult],
                        experiments: Sequence[str] = ("real", "mix", "mix-filtered")) -> list[RunResult]:
     """Seeds of the configuration with the best mean real-validation accuracy (never a test score).
 
-    A tie goes to the configuration with the least generated data (real-only first, then the smallest k).
+    A tie goes to the first in ``group_runs``' order: real-only, then each arm's smallest k first (unfiltered
+    arms before filtered ones).
     """
     groups = {key: members for key, members in group_runs(runs).items() if key[0] in experiments}
     if not groups:
@@ -176,7 +187,7 @@ def table2_rows(runs: Sequence[RunResult]) -> list[list[str]]:
         if experiment != "mix":
             continue
         reported = paper.reported(experiment, ratio)
-        cells = [summarise(members, key).text() for key in ("train", "test", "test_real", "mmi", "ckplus")]
+        cells = [with_seeds(summarise(members, key)) for key in ("train", "test", "test_real", "mmi", "ckplus")]
         rows.append([str(ratio), pct(reported.get("train")), cells[0], pct(reported.get("test")), *cells[1:]])
     return rows
 
@@ -189,18 +200,23 @@ TARGETS = {"test_real": "real test subjects", "mmi": "MMI", "ckplus": "CK+"}
 WHAT_HELPS_HEADER = ("change", "tested on", "seeds", "difference [95 % CI]", "p", "smallest detectable", "reading")
 
 
-def comparisons(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult], list[RunResult]]]:
-    """(what changes, runs with it, runs without it), seeds paired: each arm against real-only, filtered
-    against unfiltered at each k, synthetic-only k units against one unit."""
+Comparison = tuple[str, str, list[RunResult], list[RunResult]]  # kind, what changes, runs with it, runs without
+
+
+def comparisons(runs: Sequence[RunResult]) -> list[Comparison]:
+    """(kind, what changes, runs with it, runs without it), seeds paired: each arm against real-only
+    (``vs-real``), filtered against unfiltered at each k (``filter``), synthetic-only k units against one
+    (``scaling``)."""
     groups = group_runs(runs)
     against_real, filtered, scaling = [], [], []
     for (experiment, ratio), members in groups.items():
         if experiment in {"mix", "mix-filtered"} and ("real", 0) in groups:
-            against_real.append((f"real + {group_label(experiment, ratio)} vs real only", members, groups[("real", 0)]))
+            against_real.append(("vs-real", f"real + {group_label(experiment, ratio)} vs real only", members,
+                                 groups[("real", 0)]))
         if experiment == "mix-filtered" and ("mix", ratio) in groups:
-            filtered.append((f"filtered vs unfiltered, k={ratio}", members, groups[("mix", ratio)]))
+            filtered.append(("filter", f"filtered vs unfiltered, k={ratio}", members, groups[("mix", ratio)]))
         if experiment == "synth" and ratio > 1 and ("synth", 1) in groups:
-            scaling.append((f"synthetic only: {ratio} units vs 1", members, groups[("synth", 1)]))
+            scaling.append(("scaling", f"synthetic only: {ratio} units vs 1", members, groups[("synth", 1)]))
     return against_real + filtered + scaling
 
 
@@ -216,9 +232,13 @@ def paired_difference(with_: Sequence[RunResult], without: Sequence[RunResult], 
 
 
 def reading(estimate: Estimate, alpha: float = 0.05) -> str:
-    """What a difference says, in words: helps / hurts / no measurable difference (and what that means here)."""
+    """What a difference says, in words: helps / hurts / no measurable difference (and what that means here);
+    with one seed no verdict, only whether it exceeds the test subjects' noise."""
     if estimate.se == 0:
         return "the same on every test subject and seed (nothing varies: no test)"
+    if not estimate.seed_spread_measured:
+        beyond = "beyond" if estimate.p_value < alpha else "within"
+        return f"no verdict (1 seed: the seed spread is not measured); {beyond} the test subjects' noise"
     if estimate.p_value < alpha:
         return f"{'helps' if estimate.value > 0 else 'hurts'}, by {100 * abs(estimate.value):.1f} points"
     return f"no measurable difference (a true one below {100 * estimate.mdd():.1f} points would often be missed)"
@@ -227,15 +247,16 @@ def reading(estimate: Estimate, alpha: float = 0.05) -> str:
 def what_helps_rows(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS)) -> list[list[str]]:
     """One row per change and test set: paired difference, its CI and p, the smallest detectable one, a reading."""
     rows = []
-    for change, with_, without in comparisons(runs):
+    for _, change, with_, without in comparisons(runs):
         for key in keys:
             estimate = paired_difference(with_, without, key)
             if estimate is None:
                 continue
-            floor = "≥ " if not estimate.seed_spread_measured else ""
+            only = "" if estimate.seed_spread_measured else " (subjects only)"
+            floor = "" if estimate.seed_spread_measured else "≥ "
             detectable = f"{floor}{100 * estimate.mdd():.1f} pts" if estimate.se > 0 else "–"
-            rows.append([change, TARGETS.get(key, key), str(estimate.seeds), estimate.text(points=True),
-                         f"{estimate.p_value:.3f}", detectable, reading(estimate)])
+            rows.append([change, TARGETS.get(key, key), str(estimate.seeds), estimate.text(points=True) + only,
+                         f"{estimate.p_value:.3f}{only}", detectable, reading(estimate)])
     return rows
 
 
@@ -244,10 +265,10 @@ def detectable_rows(runs: Sequence[RunResult], seeds: Sequence[int] = (1, 3, 5, 
     """Smallest difference from real-only that S seeds per arm would detect (80 % power, alpha 0.05), from the
     spreads measured here (the median over this preset's arms). One seed gives no valid test once seeds are
     known to spread ('no test'); where they were not measured (one seed here) only its subjects-only floor shows."""
-    against_real = [c for c in comparisons(runs) if c[0].endswith("vs real only")]
+    against_real = [c for c in comparisons(runs) if c[0] == "vs-real"]
     rows = []
     for key in keys:
-        estimates = [e for _, with_, without in against_real
+        estimates = [e for _, _, with_, without in against_real
                      if (e := paired_difference(with_, without, key)) and e.se > 0]  # a spread to scale from
         if estimates:
             rows.append([TARGETS.get(key, key), *(_detectable(estimates, n) for n in seeds)])
@@ -264,7 +285,7 @@ def _detectable(estimates: Sequence[Estimate], seeds: int) -> str:
 
 def table3_rows(ours: Sequence[tuple[str, Sequence[RunResult]]]) -> list[list[str]]:
     """Table 3 and §4.4: our models on MMI and CK+, then the paper's and the literature's (quoted)."""
-    rows = [[f"{name} (*this run*)", summarise(runs, "mmi").text(), summarise(runs, "ckplus").text()]
+    rows = [[f"{name} (*this run*)", with_seeds(summarise(runs, "mmi")), with_seeds(summarise(runs, "ckplus"))]
             for name, runs in ours]
     rows += [["VGG16, real (paper)", pct(paper.VGG16_MMI), "–"],
              ["CNN, real + 5 x generated (paper)", pct(paper.FIG8_BEST["mmi"]), pct(paper.BEST_CKPLUS)]]

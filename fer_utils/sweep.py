@@ -17,7 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from . import executors
-from .config import ARMS, Config
+from .config import ARMS, Config, InputError
 from .experiments import check_experiment, run_experiment, run_name
 from .report import markdown_table
 
@@ -39,13 +39,15 @@ def units_read(experiment: str, ratio: int) -> int:
     return ratio
 
 
-def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> None:
+def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
     """Write what the plan reads and is missing: the world's databases, the generated units, the filtered pool.
 
     Units are generated up to the plan's largest ratio, whatever ``generate.units`` says, so any ratio
     runs on any preset; units already on disk are kept byte for byte. A filtered configuration trains
     the filter once and generates more units until its quotas are met (``fer_utils.filtering``), here,
-    before any worker starts, so parallel runs never write the generated database at once.
+    before any worker starts, so parallel runs never write the generated database at once. Returns the
+    filtered configurations that could not be prepared, with why (e.g. a filter that keeps no face):
+    the rest of the plan still runs.
     """
     from . import inputs
     from .filtering import prepare_filtered
@@ -55,9 +57,15 @@ def prepare_inputs(cfg: Config, plan: list[tuple[str, int]]) -> None:
     inputs.prepare_inputs(cfg)
     if units:
         generate_database(cfg, units=units)
+    unprepared = {}
     for experiment, ratio in plan:
         if experiment == "mix-filtered":
-            prepare_filtered(cfg, ratio)
+            try:
+                prepare_filtered(cfg, ratio)
+            except InputError as exc:  # one arm's data: the others do not depend on it
+                unprepared[(experiment, ratio)] = f"{type(exc).__name__}: {exc}"
+                print(f"FAILED to prepare {experiment} k={ratio}: {exc}")
+    return unprepared
 
 
 def sweep_seeds(cfg: Config) -> tuple[int, ...]:

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"cli", "__main__"},
 ]
 WITHIN = {("runtime", "config"), ("preview", "preprocess"), ("results", "experiments"), ("experiments", "filtering"),
+          ("results", "filtering"),
           ("calibrate", "experiments"), ("sweep", "inputs"), ("sweep", "executors"), ("benchmarks", "inputs"),
           ("benchmarks", "executors"), ("__main__", "cli")}
 # Extra rules: each side must work without the other (the world writes real layouts, adapters read them);

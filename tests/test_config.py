@@ -131,3 +131,9 @@ def test_out_of_range_settings_are_refused_when_read(key, value, message) -> Non
 def test_every_preset_is_within_range() -> None:
     for preset in PRESETS:
         load_config(preset)
+
+
+def test_a_filtered_arm_without_a_filter_is_refused_naming_both_keys() -> None:
+    with pytest.raises(ConfigError, match="sweep.arms has mix-filtered but generate.filter is none"):
+        load_config("quick", {"generate.filter": "none", "sweep.arms": ["real", "mix-filtered"]})
+    assert load_config("quick", {"generate.filter": "none"}).sweep.arms == ["real", "synth", "mix"]

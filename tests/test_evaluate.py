@@ -66,3 +66,8 @@ def test_save_run_writes_json(tmp_path) -> None:
     assert path == tmp_path / "exp1" / "cnn_seed0.json"
     assert data["seed"] == 0 and data["data_hash"] == "abc" and "torch" in data["versions"]
     assert data["weights_sha256"] == hashlib.sha256(b"weights").hexdigest()
+
+
+def test_one_subject_gives_no_interval_instead_of_losing_the_trained_run() -> None:
+    m = evaluate(PREDS, LABELS, np.array(["only"] * len(LABELS)))
+    assert m["accuracy"] == pytest.approx(0.7) and m["accuracy_ci95"] is None

@@ -182,7 +182,8 @@ def test_what_helps_pairs_seeds_and_names_each_change() -> None:
     same = rows["filtered vs unfiltered, k=2"]
     assert same[3].startswith("+0.3 pts") and same[6].startswith("no measurable difference")
     one_seed = rows["synthetic only: 3 units vs 1"]
-    assert one_seed[2] == "1" and one_seed[5].startswith("≥ ")  # seed spread unmeasured: a floor
+    assert one_seed[2] == "1" and one_seed[5].startswith("≥ ")  # seed spread unmeasured: a floor, no verdict
+    assert one_seed[3].endswith("(subjects only)") and one_seed[6].startswith("no verdict (1 seed")
     (detectable,) = results.detectable_rows(runs, keys=("mmi",))
     assert detectable[0] == "MMI" and detectable[1] == "no test" and all(c.endswith("pts") for c in detectable[2:])
 

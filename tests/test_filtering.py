@@ -246,6 +246,17 @@ def test_prepare_grows_the_pool_only_as_far_as_the_quotas_need(tmp_path, tiny, r
     angry = _subjects(sets["train"], "angry")
     assert angry[:89] == [generate.subject_name(0, k) for k in range(20, 109)]
     assert angry[89:] == [generate.subject_name(1, k) for k in range(20)]
+    # a worker whose same filter keeps other faces than the driver prepared (another scorer, a pool being
+    # rewritten) stops instead of training seeds of one configuration on different faces
+    stand_in_scores({(generate.subject_name(0, k), "angry") for k in range(21)}, monkeypatch)
+    with pytest.raises(DataError, match="differ from those .*filtered-k1.json describes"):
+        filtering.filtered_generated_splits(cfg, 1)
+
+
+def test_the_filter_is_the_same_whatever_device_a_worker_has(tmp_path) -> None:
+    """Its record key holds the precision as set, not as resolved on this machine: a GPU worker reuses the
+    CPU driver's filter instead of training its own beside it."""
+    assert filtering.filter_params(quick(tmp_path)) == filtering.filter_params(quick(tmp_path, device="cuda"))
 
 
 # ---------------------------------------------------------------- the kept filter

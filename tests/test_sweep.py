@@ -10,7 +10,8 @@ from fer_utils.config import ConfigError, load_config
 
 
 def test_plan_is_every_arm_at_every_ratio_even_beyond_generate_units() -> None:
-    cfg = load_config("quick", {"sweep.ratios": [2, 5, 2], "generate.units": 2})
+    cfg = load_config("quick", {"sweep.ratios": [2, 5, 2], "generate.units": 2,
+                                "sweep.arms": ["mix-filtered", "mix", "synth", "real"]})  # listed in any order
     assert sweep.sweep_plan(cfg) == [("real", 0), ("synth", 1), ("synth", 2), ("synth", 5), ("mix", 2), ("mix", 5),
                                      ("mix-filtered", 2), ("mix-filtered", 5)]
     only = load_config("quick", {"sweep.ratios": [3], "sweep.arms": ["mix", "real"]})
@@ -95,3 +96,17 @@ def test_a_ratio_beyond_generate_units_generates_the_missing_units_only(tiny_wei
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in root.rglob("u00_*.png")} == before
     assert len(before) == len(list(root.rglob("u01_*.png"))) == generate.IDENTITIES_PER_UNIT * 6
     assert json.loads((root / generate.MANIFEST).read_text())["units"] == 2
+
+
+def test_a_filtered_arm_that_cannot_be_prepared_does_not_stop_the_others(made: list, monkeypatch) -> None:
+    from fer_utils import filtering
+    from fer_utils.config import DataError
+
+    def prepare(cfg, ratio):
+        if ratio == 3:
+            raise DataError("the filter kept none of the 864 generated faces")
+    monkeypatch.setattr(filtering, "prepare_filtered", prepare)
+    plan = [("real", 0), ("mix", 3), ("mix-filtered", 1), ("mix-filtered", 3)]
+    unprepared = sweep.prepare_inputs(load_config("quick"), plan)
+    assert unprepared == {("mix-filtered", 3): "DataError: the filter kept none of the 864 generated faces"}
+    assert made == ["world", 3]
