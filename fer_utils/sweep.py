@@ -189,5 +189,6 @@ def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tu
     how = (f"{len(todo)} runs to do, about {seconds / 3600:.1f} CPU-hours at most: {per_core:.1f} img/s per core "
            f"({source}), {epochs} epochs each (early stopping often ends sooner), training faces "
            f"{real_n:,} real{' (saved runs)' if real else ' (default preset)'} + {unit_n:,} per generated unit; "
-           "evaluation and start-up not counted; VGG16 runs (notebook 07) are not part of the sweep")
+           "evaluation, start-up, the filter CNN and the generated units the filtered arm adds (up to 4 x k) "
+           "not counted; VGG16 runs (notebook 07) are not part of the sweep")
     return todo, "\n".join([*lines, how])
