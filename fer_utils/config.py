@@ -384,11 +384,15 @@ def is_world_path(cfg: Config, database: str) -> bool:
 
 def data_source(cfg: Config, database: str) -> str:
     """``embedded world`` where the world's manifest marks the folder (written by ``fer_utils.facegen``, wherever
-    it lies), ``generated faces`` for ``data.generated``, else ``your files``."""
+    it lies), ``embedded world (not written yet)`` for the world's own folder before it is written (notebook 01
+    publishes before 02 writes the experiments' databases), ``generated faces`` for ``data.generated``, else
+    ``your files``."""
     if database == "generated":
         return "generated faces (data.generated)"
     path = cfg.path(getattr(cfg.data, database))
-    return "embedded world" if (path / WORLD_MANIFEST).is_file() else "your files"
+    if (path / WORLD_MANIFEST).is_file():
+        return "embedded world"
+    return "embedded world (not written yet)" if is_world_path(cfg, database) else "your files"
 
 
 def require_path(cfg: Config, key: str, hint: str = "") -> Path:

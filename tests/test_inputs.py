@@ -89,3 +89,12 @@ def test_cli_errors_are_one_line_exit_2(capsys) -> None:
     """Settings errors reach the user as one line, not a traceback."""
     assert cli.main(["check", "--preset", "quick", "--set", "train.epochs=0"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_the_worlds_own_folder_is_named_the_world_before_it_is_written(tmp_path) -> None:
+    """Notebook 01 publishes before 02 writes RaFD and the others: its table said "your files" for them."""
+    from fer_utils.config import data_source
+
+    cfg = load_config("quick", {"data.rafd": "data/not-a-preset/world/rafd", "data.mmi": str(tmp_path / "mmi")})
+    assert data_source(cfg, "rafd") == "embedded world (not written yet)"
+    assert data_source(cfg, "mmi") == "your files"
