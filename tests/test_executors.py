@@ -187,7 +187,7 @@ def test_unreachable_scheduler_is_one_line_naming_it(monkeypatch, capsys) -> Non
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 1)
-    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: None)
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: {})
     monkeypatch.setattr(sweep, "runs_to_do", lambda cfg, runs: pytest.fail("ran before connecting"))
     address = f"tcp://127.0.0.1:{port}"
     assert main(["sweep", "--preset", "quick", "--executor", "dask", "--scheduler", address]) == 2
@@ -198,7 +198,7 @@ def test_unreachable_scheduler_is_one_line_naming_it(monkeypatch, capsys) -> Non
 @pytest.mark.parametrize("executor, module, extra", [("dask", "distributed", "dask"), ("slurm", "submitit", "slurm")])
 def test_a_missing_extra_names_the_pip_command(monkeypatch, capsys, executor, module, extra) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # import fails as when not installed
-    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: None)
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: {})
     assert main(["sweep", "--preset", "quick", "--executor", executor]) == 2
     assert f"pip install -e .[{extra}]" in capsys.readouterr().err
 
