@@ -118,7 +118,7 @@ def prepare_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
     checks, problems = check_inputs(cfg, databases, weights)
     if problems:
         raise DataError(f"{len(problems)} input problem(s), nothing was run: " + " | ".join(problems))
-    todo = [c.name for c in checks if c.state == "to write"]
+    todo = [c.name for c in checks if is_world_path(cfg, c.name)]  # missing, or stale: ensure_world decides
     if todo:
         from .facegen.world import ensure_world  # the one place the pipeline writes the world
 

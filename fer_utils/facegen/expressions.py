@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 12, 14, 15, 16, 20, 23, 26)
+AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 20, 23, 26)
 AU_INDEX: dict[int, int] = {au: i for i, au in enumerate(AUS)}
 
 # EMFACS prototypes; contempt is AU14 on one side only.
@@ -13,7 +13,7 @@ PROTOTYPES: dict[str, dict[int, float]] = {
     "surprised": {1: 1.0, 2: 1.0, 5: 0.8, 26: 1.0},
     "fearful": {1: 0.9, 2: 0.6, 4: 0.7, 5: 1.0, 7: 0.4, 20: 1.0, 26: 0.5},
     "angry": {4: 1.0, 5: 0.5, 7: 0.8, 23: 1.0},
-    "disgusted": {9: 1.0, 15: 0.6, 16: 0.7, 4: 0.3},
+    "disgusted": {9: 1.0, 10: 0.6, 15: 0.6, 16: 0.6, 4: 0.3},
     "contemptuous": {14: 1.0},
     "neutral": {},
 }

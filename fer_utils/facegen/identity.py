@@ -5,12 +5,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .expressions import AUS
+
 # Skin albedo at tone 0 (light) and tone 1 (dark), linear RGB in [0, 1].
 _SKIN_LIGHT = np.array([0.93, 0.76, 0.66], np.float32)
 _SKIN_DARK = np.array([0.42, 0.27, 0.18], np.float32)
 _HAIR = np.array([[0.08, 0.06, 0.05], [0.25, 0.15, 0.08], [0.55, 0.40, 0.22],
                   [0.45, 0.18, 0.08], [0.60, 0.58, 0.55]], np.float32)
 _IRIS = np.array([[0.25, 0.15, 0.08], [0.30, 0.40, 0.55], [0.30, 0.40, 0.25]], np.float32)
+_CLOTHES = np.array([[0.12, 0.13, 0.16], [0.55, 0.55, 0.58], [0.15, 0.22, 0.40], [0.45, 0.12, 0.12],
+                     [0.85, 0.85, 0.82], [0.25, 0.35, 0.22]], np.float32)
 
 # Scalar fields and their uniform ranges, in face units (head half-width = 1).
 _RANGES: dict[str, tuple[float, float]] = {
@@ -58,7 +62,13 @@ def _one_identity(rng: np.random.Generator, skin: tuple[float, float], age: tupl
     p["beard"] = np.float32(p["male"] and rng.random() < 0.18)
     p["glasses"] = np.float32(rng.random() < 0.08)
     p["brow_thick"] = np.float32(p["brow_thick"] * (1.25 if p["male"] else 1.0))
-    p["au_gain"] = rng.lognormal(0.0, 0.25, 14)  # per-person strength of each action unit
+    p["au_gain"] = rng.lognormal(0.0, 0.25, len(AUS))  # per-person strength of each action unit
+    # drawn last, so that the fields above stay as they were for every person
+    p["part"] = np.float32(rng.uniform(-0.35, 0.35))  # hair parting, face units from the midline
+    p["oil"] = np.float32(rng.uniform(0.5, 1.5))  # how much the skin shines
+    p["redness"] = np.float32(rng.uniform(0.3, 1.0))  # blood under the cheeks, nose and ears
+    p["grain"] = np.float32(rng.uniform(0.0, 6.283))  # phase of the fine skin and hair texture
+    p["clothes"] = _CLOTHES[rng.integers(len(_CLOTHES))] * rng.uniform(0.8, 1.2, 3)
     return p
 
 

@@ -33,235 +33,82 @@ from torch import Tensor
 from torch._inductor.runtime.cache_dir_utils import cache_dir
 
 from ..runtime import atomic_path
-from . import expressions
+from . import expressions, face, identity, lighting
 from .expressions import AU_INDEX
 from .identity import sample_identities
 
 FACES_PER_CALL = {"cpu": 64, "cuda": 1024}  # CPU: buffers stay in cache (64 was faster than 256)
 GRAY = (0.299, 0.587, 0.114)
-COLOURS = ("skin", "hair", "lips", "iris")  # identity fields that are RGB triples
+COLOURS = ("skin", "hair", "lips", "iris", "clothes")  # identity fields that are RGB triples
 
 
-def _soft(d: Tensor, eps: float | Tensor) -> Tensor:
-    """Soft inside-mask of a signed distance (negative inside), edge width ``eps``."""
-    return (0.5 - d / eps).clamp(0.0, 1.0)
-
-
-def _gauss(x: Tensor, s: float | Tensor) -> Tensor:
-    """Unnormalised Gaussian bump."""
-    return torch.exp(-(x * x) / (2 * s * s))
-
-
-def _col(x: Tensor) -> Tensor:
-    """Reshape (N,) to (N, 1, 1) for broadcasting over pixels."""
-    return x.view(-1, 1, 1)
-
-
-def _features(ids: dict[str, Tensor], aus: Tensor) -> dict[str, Tensor]:
-    """Turn identity + AU intensities into the moving feature geometry (face units)."""
-    a = {au: _col(aus[:, i]) for au, i in AU_INDEX.items()}
-    f = dict(ids)
-    f["brow_in"] = f["brow_y"] - 0.12 * a[1] + 0.13 * a[4] + 0.05 * a[9]
-    f["brow_out"] = f["brow_y"] - 0.10 * a[2] + 0.02 * a[4] + 0.02 * a[9]
-    f["brow_pinch"] = 0.05 * a[4]
-    f["eye_open"] = f["eye_h"] * (1 + 0.7 * a[5] - 0.45 * a[7] - 0.35 * a[6] - 0.2 * a[9]).clamp(0.2, 2)
-    f["cheek_up"] = 0.06 * a[6] + 0.03 * a[12]
-    f["mouth_hw"] = f["mouth_w"] * (1 + 0.22 * a[12] + 0.25 * a[20] - 0.18 * a[23] - 0.08 * a[26] + 0.06 * a[14])
-    f["corner_r"] = -0.14 * a[12] + 0.10 * a[15] + 0.02 * a[20] - 0.02 * a[6]
-    f["corner_l"] = f["corner_r"] - 0.07 * a[14]
-    f["mouth_open"] = 0.26 * a[26] + 0.09 * a[16] + 0.05 * a[12] * a[6] + 0.03 * a[20]
-    f["mouth_c"] = f["mouth_y"] - 0.07 * a[9] + 0.10 * a[26]
-    f["lip_up"] = f["lip_up"] * (1 - 0.6 * a[23])
-    f["lip_lo"] = f["lip_lo"] * (1 - 0.5 * a[23]) + 0.02 * a[16]
-    f["chin"] = f["head_h"] + 0.10 * a[26]
-    f["wrinkle_nose"] = a[9]
-    f["frown"] = a[4]
-    f["fold"] = (0.7 * a[12] + 0.6 * a[9] + 0.3 * a[6] + 0.1 * f["age"]).clamp(0, 1)
-    f["smile"] = a[12]
-    return f
-
-
-def _face_coords(h: int, w: int, pose: Tensor, frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Map pixels to face units through frame (cx, cy, scale px/unit) and pose (yaw, pitch, roll)."""
-    ys = torch.arange(h, dtype=torch.float32, device=pose.device).view(1, h, 1)
-    xs = torch.arange(w, dtype=torch.float32, device=pose.device).view(1, 1, w)
-    cx, cy, s = _col(frame[:, 0]), _col(frame[:, 1]), _col(frame[:, 2])
-    yaw, pitch, roll = _col(pose[:, 0]), _col(pose[:, 1]), _col(pose[:, 2])
-    x, y = (xs - cx) / s, (ys - cy) / s
-    u = x * torch.cos(roll) + y * torch.sin(roll)
-    v = -x * torch.sin(roll) + y * torch.cos(roll)
-    # Rotating a round head shifts its central features by sin(angle) and keeps the outline.
-    bulge = (1 - u * u / 1.1).clamp(0, 1) * (1 - v * v / 2.0).clamp(0, 1)
-    u = (u - 0.75 * torch.sin(yaw) * bulge) / (0.55 + 0.45 * torch.cos(yaw))
-    v = (v - 0.6 * torch.sin(pitch) * bulge) / (0.6 + 0.4 * torch.cos(pitch))
-    return u, v, s
-
-
-def _head_mask(u: Tensor, v: Tensor, f: dict[str, Tensor], eps: Tensor) -> tuple[Tensor, Tensor]:
-    """Head outline (forehead ellipse narrowing into a jaw) and its ellipsoid depth."""
-    vn = (v / f["chin"]).clamp(0, 1)
-    half_w = f["head_w"] * (1 - f["jaw"] * vn ** 2)
-    vb = torch.where(v > 0, f["chin"], f["head_h"] * 0.95)
-    r2 = (u / half_w) ** 2 + (v / vb) ** 2
-    return _soft(torch.sqrt(r2) - 1, eps), torch.sqrt((1 - r2).clamp(0, 1))
-
-
-def _mouth(u: Tensor, v: Tensor, f: dict[str, Tensor], eps: Tensor) -> tuple[Tensor, Tensor]:
-    """Lip and open-mouth masks from the mouth centre line (corners move with AU12/15/14)."""
-    t = u / f["mouth_hw"]
-    env = (1 - t * t).clamp(0, 1)
-    corner = torch.where(u < 0, f["corner_l"], f["corner_r"])
-    centre = f["mouth_c"] + corner * t * t
-    half_open = 0.5 * f["mouth_open"] * env
-    rs = torch.sqrt(env)
-    top, bot = centre - half_open - f["lip_up"] * rs, centre + half_open + f["lip_lo"] * rs
-    inside = _soft((v - centre).abs() - half_open, eps) * (env > 0)
-    lips = _soft(torch.maximum(top - v, v - bot), eps) * _soft(t.abs() - 1, eps * 3)
-    return lips, inside
-
-
-def _eyes(u: Tensor, v: Tensor, f: dict[str, Tensor], gaze: Tensor, eps: Tensor) -> tuple[Tensor, ...]:
-    """Eye openings, iris+pupil masks, lash line and socket shadow (both eyes, mirrored in u)."""
-    du, dv = (u.abs() - f["eye_sep"]) / f["eye_w"], (v - f["eye_y"])
-    lower = f["eye_open"] * 0.55 + 0.45 * f["eye_h"] * 0.5
-    r = torch.sqrt(du * du + (dv / torch.where(dv < 0, f["eye_open"], lower)) ** 2)
-    eye = _soft(r - 1, eps * 4)
-    gx, gy = _col(gaze[:, 0]), _col(gaze[:, 1])
-    iu = (u - torch.sign(u) * f["eye_sep"] - gx * f["eye_w"] * 0.35) / f["eye_w"]
-    ir = torch.sqrt(iu ** 2 + ((v - f["eye_y"] - gy * 0.02) / (f["eye_w"] * 1.0)) ** 2)
-    iris, pupil = _soft(ir - 0.56, 0.12) * eye, _soft(ir - 0.2, 0.08) * eye
-    lash = _soft((r - 1.08).abs() - 0.16, 0.1) * (dv < 0.01)
-    socket = _gauss(du * 0.7, 1.0) * _gauss(dv + 0.03, 0.12)
-    return eye, iris, pupil, lash, socket
-
-
-def _brows(u: Tensor, v: Tensor, f: dict[str, Tensor], eps: Tensor) -> Tensor:
-    """Brow mask: inner end moves with AU1/AU4, outer end with AU2, pinched inwards by AU4."""
-    inner = 0.08 - f["brow_pinch"] + 0.02
-    outer = f["eye_sep"] + f["eye_w"] * 1.25
-    t = (u.abs() - inner) / (outer - inner)
-    tc = t.clamp(0, 1)
-    line = f["brow_in"] * (1 - tc) + f["brow_out"] * tc - f["brow_arch"] * 4 * tc * (1 - tc)
-    thick = f["brow_thick"] * (1.1 - 0.5 * tc)
-    return _soft((v - line).abs() - thick, eps * 2) * _soft((t - 0.5).abs() - 0.5, 0.08)
-
-
-def _height(u: Tensor, v: Tensor, f: dict[str, Tensor], head_depth: Tensor, inside: Tensor) -> Tensor:
-    """Height field: ellipsoid + brow ridge + nose + cheeks + lips + chin − sockets − mouth."""
+def _surface(u: Tensor, v: Tensor, f: dict[str, Tensor], gaze: Tensor, eps: Tensor) -> dict[str, Tensor]:
+    """Every mask, relief and texture of the face, computed once per pixel (not once per colour channel)."""
+    hd, depth, r = face.head(u, v, f, eps)
+    m = face.mouth(u, v, f, eps)
+    e = face.eyes(u, v, f, gaze, eps)
+    hair, strands, hair_z = face.hair(u, v, f, eps, hd)
+    ear, concha = face.ears(u, v, f, eps)
+    neck, clothes, body_z = face.body(u, v, f, eps)
+    relief, groove = face.creases(u, v, f, m)
+    grain, blood, under = face.skin_tone(u, v, f)
     au = u.abs()
-    z = 0.9 * head_depth
-    z = z + 0.06 * _gauss(v - f["brow_y"] - 0.06, 0.05) * _gauss(au - 0.3, 0.22)
-    tn = ((v - f["eye_y"] + 0.05) / (f["nose_len"] + 0.1)).clamp(0, 1)
-    nose_top = f["eye_y"] + f["nose_len"] + 0.12
-    z = z + f["nose_h"] * tn * _gauss(u, f["nose_w"] * (0.35 + 0.65 * tn)) * _soft(v - nose_top, 0.06)
-    z = z + 0.08 * _gauss(au - 0.42, 0.14) * _gauss(v - 0.28 + f["cheek_up"], 0.13) * (1 + 0.8 * f["cheek_up"] / 0.09)
-    z = z + 0.05 * _gauss(u, 0.2) * _gauss(v - f["mouth_c"], 0.08)
-    z = z + 0.04 * _gauss(u, 0.2) * _gauss(v - f["chin"] + 0.12, 0.08)
-    z = z - 0.10 * _gauss(au - f["eye_sep"], 0.13) * _gauss(v - f["eye_y"] + 0.03, 0.08)
-    fold_band = (v > 0.3) & (v < f["mouth_c"] + 0.1)
-    z = z - 0.04 * f["fold"] * _gauss(au - 0.2 - 0.6 * (v - 0.3).clamp(0, 0.4), 0.025) * fold_band
-    return z - 0.10 * inside
+    sockets = face.bump(au - f["eye_sep"], 0.24) * face.bump(v - f["eye_y"] + 0.02, 0.15) * (1 - e["open"])
+    occlusion = (1 - 0.3 * groove - 0.3 * sockets - 0.5 * e["crease"]).clamp(0.3, 1) * (0.7 + 0.3 * depth)
+    occlusion = occlusion * (1 - 0.55 * ((1.25 - r) / 0.25).clamp(0, 1) * neck * (1 - hd))  # under the jaw
+    nose_z = face.nose(u, v, f)
+    z = face.mix(body_z, face.height(u, v, f, depth, m, e, nose_z) + relief, torch.maximum(hd, ear))
+    oily = face.bump(v - f["brow_y"] + 0.3, 0.35) * face.bump(u, 0.55) + face.bump(u, 0.16) * face.bump(v - 0.15, 0.4)
+    shine = 0.18 * f["oil"] * (0.5 + oily) * hd * (1 - m["inside"]) + 0.25 * m["lips"] + 0.15 * hair * strands
+    return {"head": hd, "hair": hair, "strands": strands, "ear": ear, "concha": concha, "neck": neck,
+            "clothes": clothes, "brow": face.brows(u, v, f, eps), "glasses": face.glasses(u, v, f, eps),
+            "beard": face.stubble(u, v, f), "nostril": face.nostrils(u, v, f), "grain": grain, "blood": blood,
+            "under": under, "occlusion": occlusion, "z": face.mix(z, hair_z, hair), "shine": shine, "nose": nose_z,
+            **{f"mouth_{k}": x for k, x in m.items()}, **{f"eye_{k}": x for k, x in e.items()}}
 
 
-def _skin_shade(u: Tensor, v: Tensor, f: dict[str, Tensor]) -> Tensor:
-    """Skin shading factor: bright cheeks, texture, age wrinkles, frown and nose-wrinkle lines, stubble."""
-    au = u.abs()
-    tex = 1 + 0.025 * torch.sin(23 * u + f["texture_phase"]) * torch.sin(19 * v - f["texture_phase"])
-    lines = f["age"] ** 2 * 0.10 * (torch.sin(v * 90) > 0.6) * _gauss(v + 0.6, 0.1) * (au < 0.5)
-    lines = lines + 0.35 * f["frown"] * _gauss(au - 0.05, 0.012) * _gauss(v - f["brow_y"] - 0.02, 0.07)
-    ridges = torch.sin(v * 110) > 0.3
-    lines = lines + 0.35 * f["wrinkle_nose"] * ridges * _gauss(u, 0.07) * _gauss(v - f["eye_y"] - 0.02, 0.05)
-    shade = tex * (1 - lines) * (1 + 0.10 * _gauss(au - 0.45, 0.14) * _gauss(v - 0.3, 0.12))
-    stubble = f["beard"] * 0.25 * _soft(0.45 - v, 0.1) * _soft(au - 0.75, 0.1)
-    return shade * (1 - stubble)
-
-
-def _glasses(u: Tensor, v: Tensor, f: dict[str, Tensor], eps: Tensor) -> Tensor:
-    """Thin dark frames around both eyes and a bridge, for people with the glasses flag."""
-    r = torch.sqrt(((u.abs() - f["eye_sep"]) / (f["eye_w"] * 1.45)) ** 2 + ((v - f["eye_y"]) / 0.13) ** 2)
-    bridge = _soft((v - f["eye_y"] + 0.03).abs() - 0.012, eps) * (u.abs() < f["eye_sep"] - f["eye_w"] * 1.3)
-    return torch.maximum(_soft((r - 1).abs() - 0.05, 0.08), bridge) * f["glasses"]
-
-
-def _hair_mask(u: Tensor, v: Tensor, f: dict[str, Tensor], eps: Tensor) -> Tensor:
-    """Hair: above a wavy hairline inside a slightly larger skull, plus side hair down to hair_len."""
-    skull = _soft(torch.sqrt((u / (f["head_w"] * 1.08)) ** 2 + ((v + 0.08) / (f["head_h"] * 1.05)) ** 2) - 1, eps)
-    line = f["hairline"] + 0.05 * torch.cos(u * 5) + 0.25 * (u.abs() > 0.75)
-    top = _soft(v - line, eps * 2) * skull
-    outer = _soft(torch.sqrt((u / (f["head_w"] * 1.14)) ** 2 + ((v + 0.1) / (f["head_h"] * 1.2)) ** 2) - 1, eps)
-    side = outer * _soft(0.8 * f["head_w"] - u.abs(), eps * 3) * _soft(v - f["hair_len"] + 0.2, 0.15)
-    return torch.maximum(top, side * (f["hair_len"] > 0.3))
-
-
-def _mix(base: Tensor, top: Tensor | float, alpha: Tensor) -> Tensor:
-    """Alpha-blend ``top`` over ``base`` (one colour channel) with an (N, H, W) mask."""
-    return base + (top - base) * alpha
-
-
-def _compose_albedo(u: Tensor, v: Tensor, f: dict[str, Tensor], colours: dict[str, Tensor], gaze: Tensor,
-                    eps: Tensor) -> tuple[list[Tensor], Tensor, Tensor, Tensor]:
-    """Paint skin, hair, brows, eyes, lips, mouth; return albedo channels, face mask, mouth interior, depth."""
-    head, depth = _head_mask(u, v, f, eps)
-    lips, inside = _mouth(u, v, f, eps)
-    eye, iris, pupil, lash, socket = _eyes(u, v, f, gaze, eps)
-    brow = _brows(u, v, f, eps)
-    skin = _skin_shade(u, v, f)
-    nostril = _soft(torch.sqrt(((u.abs() - f["nose_w"] * 0.7) / 0.04) ** 2
-                               + ((v - f["eye_y"] - f["nose_len"] - 0.1) / 0.02) ** 2) - 1, 0.5)
-    teeth = 0.05 + _soft(u.abs() - f["mouth_hw"] * 0.6, 0.05) * f["smile"] * 0.7
-    dark = torch.maximum(pupil, lash)
-    glasses = _glasses(u, v, f, eps)
-    hair = _hair_mask(u, v, f, eps)
-    sheen = 1 + 0.08 * torch.sin(60 * u + 8 * v)
-    channels = []
-    for c in range(3):
-        k = {name: _col(rgb[:, c]) for name, rgb in colours.items()}
-        a = k["skin"] * skin * (1 - 0.5 * socket) * (1 - 0.6 * nostril)
-        a = _mix(a, k["lips"], lips)
-        a = _mix(a, teeth, inside)
-        a = _mix(a, 0.72, eye)
-        a = _mix(a, k["iris"], iris)
-        a = _mix(a, 0.03, dark)
-        a = _mix(a, (k["hair"] * 0.6).clamp(max=0.15), brow)  # brows stay dark when hair greys
-        a = _mix(a, 0.08, glasses)
-        channels.append(_mix(a, k["hair"] * sheen, hair))
-    return channels, torch.maximum(head, hair), inside, depth
-
-
-def _gradient(z: Tensor, dim: int) -> Tensor:
-    """``np.gradient`` along ``dim``: central differences inside, one-sided at the edges.
-
-    Written out because ``torch.gradient`` fixes the image size when compiled (one compile per size).
-    """
-    n = z.shape[dim]
-    inner = (z.narrow(dim, 2, n - 2) - z.narrow(dim, 0, n - 2)) / 2
-    first = z.narrow(dim, 1, 1) - z.narrow(dim, 0, 1)
-    last = z.narrow(dim, n - 1, 1) - z.narrow(dim, n - 2, 1)
-    return torch.cat([first, inner, last], dim)
-
-
-def _lambert(z: Tensor, pose: Tensor, light: Tensor) -> Tensor:
-    """Ambient + Lambertian shading of the height field; the light is turned with the head."""
-    gy, gx = _gradient(z, 1), _gradient(z, 2)
-    norm = torch.sqrt(gx * gx + gy * gy + 1)
-    ld = light[:, :3] / torch.linalg.vector_norm(light[:, :3], dim=1, keepdim=True)
-    yaw = pose[:, 0]
-    lx = ld[:, 0] * torch.cos(yaw) - ld[:, 2] * torch.sin(yaw)
-    lz = ld[:, 0] * torch.sin(yaw) + ld[:, 2] * torch.cos(yaw)
-    ndotl = (-gx * _col(lx) - gy * _col(-ld[:, 1]) + _col(lz)) / norm
-    return _col(light[:, 3]) + _col(light[:, 4]) * ndotl.clamp(0, 1)
+def _albedo(p: dict[str, Tensor], k: dict[str, Tensor], c: int) -> Tensor:
+    """One colour channel of the surface: clothes, neck, ears, skin and its features, hair on top."""
+    skin = k["skin"] * p["grain"] * (1 + face.RED[c] * p["blood"]) * (1 - face.SHADOWED[c] * p["under"])
+    skin = face.mix(skin, k["hair"] * 0.7 + 0.02, 0.45 * p["beard"])
+    a = face.mix(skin, k["clothes"], p["clothes"])
+    a = face.mix(a, skin * (1 - 0.4 * p["concha"]), p["ear"] * (1 - p["clothes"]))
+    lips = k["lips"] * (1 - 0.35 * p["mouth_seam"])
+    inside = 0.03 + 0.10 * (1 - p["mouth_depth"]) * (0.6 + 0.4 * face.RED[c] / 0.12)
+    inside = face.mix(inside, k["lips"] * 0.55, p["mouth_tongue"])
+    inside = face.mix(inside, face.TEETH[c], p["mouth_teeth"])
+    sclera = face.SCLERA[c] * (1 - 0.55 * p["eye_lid_shadow"]) * (0.75 + 0.25 * p["eye_ball"])
+    iris = k["iris"] * (1 - 0.6 * p["eye_limbus"])
+    f = skin * (1 - 0.75 * p["nostril"])
+    f = face.mix(f, lips, p["mouth_lips"])
+    f = face.mix(f, inside, p["mouth_inside"])
+    f = face.mix(f, sclera, p["eye_open"])
+    f = face.mix(f, iris, p["eye_iris"])
+    f = face.mix(f, 0.02, torch.maximum(p["eye_pupil"], p["eye_lash"]))
+    f = face.mix(f, (k["hair"] * 0.55).clamp(max=0.15), p["brow"])  # brows stay dark when hair greys
+    f = face.mix(f, 0.08, p["glasses"])
+    a = face.mix(a, f, p["head"])
+    return face.mix(a, k["hair"] * p["strands"], p["hair"])
 
 
 def _render(ids: dict[str, Tensor], colours: dict[str, Tensor], aus: Tensor, pose: Tensor, light: Tensor,
             frame: Tensor, gaze: Tensor, background: Tensor, h: int, w: int) -> Tensor:
-    """Gamma-encoded RGB in [0, 1], (N, H, W, 3): the function ``torch.compile`` fuses."""
-    u, v, s = _face_coords(h, w, pose, frame)
-    f = _features(ids, aus)
-    eps = 1.5 / s
+    """Gamma-encoded RGB in [0, 1], (N, H, W, 3): the function the compiler fuses."""
+    u, v, s = face.face_coords(h, w, pose, frame)
+    f = face.features(ids, aus)
+    p = _surface(u, v, f, gaze, 1.5 / s)
+    towards = lighting.direction(light, pose)
+    diffuse, spec = lighting.shade(p["z"] * s, towards)  # relief in pixels
+    ambient, strength = face.col(light[:, 3]), face.col(light[:, 4])
+    lit = ambient * p["occlusion"] + strength * diffuse * face.nose_shadow(u, v, f, towards, p["nose"])
+    glint = strength * (p["shine"] * spec + 0.9 * p["eye_open"] * (spec * spec) ** 2)  # wet eyes: a sharp highlight
+    mask = torch.maximum(torch.maximum(p["head"], p["hair"]), torch.maximum(torch.maximum(p["ear"], p["neck"]),
+                                                                            p["clothes"]))
     ramp = 1 - 0.25 * torch.arange(h, dtype=torch.float32, device=u.device).view(1, h, 1) / max(h - 1, 1)
-    albedo, mask, inside, depth = _compose_albedo(u, v, f, colours, gaze, eps)
-    shade = _lambert(_height(u, v, f, depth, inside) * s, pose, light)  # height in pixels
-    rgb = [_mix(_col(background[:, c]) * ramp, albedo[c] * shade, mask) for c in range(3)]
+    rgb = []
+    for c in range(3):
+        k = {name: face.col(x[:, c]) for name, x in colours.items()}
+        rgb.append(face.mix(face.col(background[:, c]) * ramp, _albedo(p, k, c) * lit + glint, mask))
     return torch.stack([x.clamp(0, 1) ** (1 / 2.2) for x in rgb], -1)
 
 
@@ -280,7 +127,7 @@ def _package_path() -> Path:
     """Where this machine keeps the compiled renderer: torch's compile cache, keyed by the code it was built from."""
     # a package holds machine code for the CPU it was built on: never load it on another kind of CPU
     key = hashlib.sha256(f"{torch.__version__} {platform.machine()} {torch.backends.cpu.get_cpu_capability()}".encode())
-    for module in (__file__, expressions.__file__):  # the render code and the action units it reads
+    for module in (__file__, face.__file__, lighting.__file__, expressions.__file__, identity.__file__):
         key.update(Path(module).read_bytes())
     return Path(cache_dir()) / f"fer_utils_render_{key.hexdigest()[:16]}.pt2"
 
@@ -427,7 +274,7 @@ def _tensors(identities: dict[str, np.ndarray], per_face: list[np.ndarray], size
     def tensor(a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=torch.float32, device=device)
     # in a fixed order: the compiled package takes the fields by position, whatever order the caller's dict has
-    ids = {k: _col(tensor(identities[k])) for k in sorted(identities) if identities[k].ndim == 1}
+    ids = {k: face.col(tensor(identities[k])) for k in sorted(identities) if identities[k].ndim == 1}
     colours = {k: tensor(identities[k]) for k in COLOURS}
     return ids, colours, *map(tensor, per_face), torch.empty(size, device=device)
 
