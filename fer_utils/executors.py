@@ -2,9 +2,10 @@
 
 One task is one run (experiment, ratio, seed) and calls ``run_experiment`` for that seed, so the
 project keeps the integrity rules wherever the run trains: a run is identified by its params and
-data hash, a finished one is skipped because its JSON + weights are a kept record, and whoever
-trains a run writes its results atomically. The driver (``dispatch``) submits the runs still to do,
-keeps at most ``slots`` in flight, retries a failed or lost run once and returns the failures.
+data identity, a finished one is skipped because its JSON + weights are a kept record of the current
+data, and whoever trains a run writes its results atomically. The driver (``dispatch``) submits the
+runs still to do, keeps at most ``slots`` in flight, retries a failed or lost run once and returns
+the failures.
 Every worker must see ``results_dir`` and the data cache at the same paths (a shared filesystem):
 docs/running.md.
 """
@@ -21,8 +22,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .config import EXECUTORS, Config, ConfigError, InputError
-from .experiments import run_experiment, run_name, run_params
-from .runtime import kept_record, resolve_device
+from .experiments import Identity, kept_run, run_experiment, run_name, run_params
+from .runtime import resolve_device
 
 Run = tuple[str, int, int]  # experiment, ratio, seed
 POLL_S = 0.2
@@ -57,14 +58,15 @@ def run_path(cfg: Config, run: Run) -> Path:
     return cfg.path(cfg.results_dir) / experiment / f"{run_name(experiment, ratio, seed)}.json"
 
 
-def recorded(cfg: Config, run: Run) -> dict[str, Any] | None:
-    """The run's kept record (JSON and the weights it pins) made with this config's params, else None.
+def recorded(cfg: Config, run: Run, current: Identity | None) -> dict[str, Any] | None:
+    """The run's kept record (JSON and the weights it pins) made with this config's params on data of identity
+    ``current`` (``experiments.current_identity``), else None; a stale one is named.
 
-    What ``--status``, ``--plan`` and the driver's skip read, without loading the faces: the data hash
-    is checked by ``run_experiment`` on the worker, which trains the run again when the data changed.
+    What ``--status``, ``--plan`` and the driver's skip read: a run counted done here is never sent to a worker, so
+    the data must be checked here, not only by ``run_experiment``.
     """
     experiment, ratio, _ = run
-    return kept_record(run_path(cfg, run), {"params": run_params(cfg, experiment, ratio)})
+    return kept_run(run_path(cfg, run), run_params(cfg, experiment, ratio), current)
 
 
 def train_run(cfg: Config, experiment: str, ratio: int, seed: int, threads: int = 0) -> dict[str, Any]:

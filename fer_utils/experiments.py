@@ -5,12 +5,14 @@ with ratio k), the filtered arm (``mix-filtered``: real + k units' worth of gene
 trained on real training subjects reads as labelled, ``fer_utils.filtering``) and §4.4 (``vgg``)
 differ only in their training faces and model, so they share one path: ``run_experiment``. Ratio 0
 of ``mix`` is experiment 1. Every run writes ``<results_dir>/<experiment>/<run>.json`` (params, seed, data
-hash, versions, metrics, history) and ``<run>.safetensors`` (its best weights), so
-06_cross_eval can find and re-evaluate every trained model, and a rerun skips finished runs.
+hash, per-database sources, versions, metrics, history) and ``<run>.safetensors`` (its best weights), so
+06_cross_eval can find and re-evaluate every trained model, and a rerun skips finished runs: those whose params
+and data identity (``data_identity``) are the current ones.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .config import EXPERIMENTS, Config, ConfigError, DataError, TrainConfig, require_path
+from .config import EXPERIMENTS, Config, ConfigError, DataError, InputError, TrainConfig, require_path
 from .engine import VMAP_DEVICES, ArraySplit, fit, predict
 from .evaluate import evaluate, save_run
 from .filtering import filtered_generated_splits
@@ -30,6 +32,7 @@ from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_d
 SCORING = 2  # what a record's metrics hold; 2: per-subject counts (``by_subject``) for the two-level intervals
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
 GENERATION_KEYS = ("stylegan2_weights", "stargan_weights", "truncation_psi", "seed")  # not units: ratio says how many
+Identity = dict[str, str]  # "splits" or a database -> content hash: what a run's numbers rest on (``data_identity``)
 
 
 @dataclass
@@ -153,9 +156,66 @@ def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
     return params
 
 
-def finished_run(path: Path, params: dict[str, Any], hash_: str) -> RunResult | None:
+def run_inputs(cfg: Config, experiment: str, ratio: int) -> tuple[dict[str, FaceSet], dict[str, FaceSet],
+                                                                  dict[str, Any], Identity]:
+    """A run's splits, every set it is scored on (the splits and the cross databases), its record's notes, and the
+    identity of these data (``data_identity``)."""
+    splits, notes = experiment_inputs(cfg, experiment, ratio)
+    tests = splits | cross_database_sets(cfg)
+    return splits, tests, notes, data_identity(data_hash(splits), data_sources(tests))
+
+
+def data_identity(splits_hash: str, sources: Mapping[str, Any]) -> Identity:
+    """What a run's numbers rest on: the hash of its splits (the faces it trained, was chosen and tested on) and the
+    content hash of every database it was scored on, as ``save_run`` records them (``data_hash``, ``data``).
+
+    The generated database's own hash is left out: it covers every unit on disk, not the k units the splits hash
+    pins, so it changes whenever more units are generated (the filter's notes carry no ``hash``).
+    """
+    return {"splits": splits_hash,
+            **{name: source["hash"] for name, source in sources.items() if name != "generated" and "hash" in source}}
+
+
+def current_identity(cfg: Config, experiment: str, ratio: int) -> Identity | None:
+    """The identity a run of this configuration would record now, or None (named) when its inputs cannot be read.
+
+    Loads the configuration's faces from the cache: about 1 s per configuration on the default preset, but about
+    25 s per ratio for the filtered arm, which scores its generated pool with the filter CNN.
+    """
+    try:
+        return run_inputs(cfg, experiment, ratio)[3]
+    except InputError as exc:  # missing world, units or filter: no kept record of it can be confirmed
+        print(f"cannot read the data of {experiment} k={ratio} ({type(exc).__name__}: {exc}): "
+              "none of its kept runs count")
+        return None
+
+
+def stale_reason(saved: dict[str, Any], current: Identity | None) -> str | None:
+    """Why a kept record does not describe the current data (its numbers would be of other faces), None if it does."""
+    if current is None:
+        return "its current data cannot be read"
+    if not saved.get("data_hash"):
+        return "no data hash recorded (an older record)"
+    was = data_identity(saved["data_hash"], saved.get("data") or {})
+    changed = [f"{key} hash {was.get(key, 'none')} -> {current.get(key, 'none')}"
+               for key in sorted(was.keys() | current.keys()) if was.get(key) != current.get(key)]
+    return f"data changed: {', '.join(changed)}" if changed else None
+
+
+def kept_run(path: Path, params: dict[str, Any], current: Identity | None) -> dict[str, Any] | None:
+    """The kept record at ``path`` if made with these params on the current data, else None; a record that matches
+    but for its data is named with why, so the run is made again rather than mixed with runs of other data."""
+    saved = kept_record(path, {"params": params})
+    reason = None if saved is None else stale_reason(saved, current)
+    if reason:
+        print(f"stale record {path}: {reason}; its run counts as not done")
+        return None
+    return saved
+
+
+def finished_run(path: Path, params: dict[str, Any], current: Identity) -> RunResult | None:
     """The saved run at ``path`` if it was made with these params and data, else None."""
-    saved = kept_record(path, {"params": params, "data_hash": hash_})
+    saved = kept_run(path, params, current)
     if saved is None:
         return None
     return RunResult(saved["experiment"], params["ratio"], saved["seed"], saved["run"], path, saved["metrics"],
@@ -173,22 +233,21 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
         seed: a single seed; ``seeds`` several; neither = ``cfg.train.seed``.
         progress: tqdm bar over epochs.
 
-    Runs whose JSON and weights exist with the same params and data hash are loaded, not retrained.
+    Runs whose JSON and weights exist with the same params and data identity are loaded, not retrained.
     """
     check_experiment(experiment, ratio)
     seeds = (seed,) if seed is not None else tuple(seeds) if seeds else (cfg.train.seed,)
-    splits, notes = experiment_inputs(cfg, experiment, ratio)
-    params, hash_ = run_params(cfg, experiment, ratio), data_hash(splits)
+    splits, tests, notes, identity = run_inputs(cfg, experiment, ratio)
+    params = run_params(cfg, experiment, ratio)
     folder = cfg.path(cfg.results_dir) / experiment
     paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
-    done = {s: finished_run(paths[s], params, hash_) for s in seeds}
+    done = {s: finished_run(paths[s], params, identity) for s in seeds}
     todo = tuple(s for s in seeds if done[s] is None)
     remove_stale_temporaries(folder)
     for seed in set(seeds) - set(todo):  # a member killed after its record, before removing its checkpoint
         for leftover in folder.glob(f".{run_name(experiment, ratio, seed)}-x*.train.pt"):
             print(f"removed {leftover}: the training checkpoint of a finished run")
             leftover.unlink()
-    tests = splits | cross_database_sets(cfg) if todo else {}
     train, val = (ArraySplit(splits[name].images, splits[name].labels) for name in ("train", "val"))
     for group in member_groups(todo, cfg.device):  # each group saved before the next starts: a kill loses one
         checkpoint = folder / f".{run_name(experiment, ratio, group[0])}-x{len(group)}.train.pt"
@@ -199,9 +258,9 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
                         "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
                         "precision": result.precision}
-            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, hash_, metrics,
-                     result.history, fit_info, data_sources(tests) | notes)
-            done[result.seed] = finished_run(paths[result.seed], params, hash_)
+            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, identity["splits"],
+                     metrics, result.history, fit_info, data_sources(tests) | notes)
+            done[result.seed] = finished_run(paths[result.seed], params, identity)
         checkpoint.unlink(missing_ok=True)
     return [done[s] for s in seeds]
 

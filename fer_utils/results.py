@@ -1,11 +1,13 @@
 """Read what the experiments saved: find runs, re-score them, summarise across seeds, tabulate.
 
-06_cross_eval and 07_sota start from here, so they work on whatever ``results/`` holds: the
-trained weights are re-evaluated on the MMI and CK+ copies the current config points at (the
-embedded world or your licensed databases), not only read back from the JSON.
+06_cross_eval and 07_sota start from here, so they work on whatever ``results/`` holds of the
+current data (a run of other data is named and left out, never averaged in): the trained weights
+are re-evaluated on the MMI and CK+ copies the current config points at (the embedded world or
+your licensed databases), not only read back from the JSON.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ import numpy as np
 
 from . import paper
 from .config import EXPERIMENTS, Config, DataError
-from .experiments import SCORING, RunResult, cross_database_sets, score
+from .experiments import SCORING, RunResult, cross_database_sets, current_identity, score, stale_reason
 from .filtering import FilterReport, reports_of
 from .models.io import load_model
 from .preprocess import FaceSet
@@ -25,8 +27,13 @@ from .uncertainty import Estimate, accuracy, difference
 
 
 def find_runs(cfg: Config) -> list[RunResult]:
-    """Every saved run under ``cfg.results_dir`` whose weights are the file its record pins (others: named, skipped)."""
+    """Every saved run under ``cfg.results_dir`` whose weights are the file its record pins and whose data are the
+    current ones (others: named, skipped), so no table mixes runs of different data.
+
+    The data are checked as the sweep checks them (``experiments.current_identity``, once per configuration).
+    """
     runs = []
+    current = functools.cache(functools.partial(current_identity, cfg))
     for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json")):
         if not path.with_suffix(".safetensors").is_file():
             continue
@@ -44,6 +51,9 @@ def find_runs(cfg: Config) -> list[RunResult]:
         if saved.get("weights_sha256") != file_sha256(path.with_suffix(".safetensors")):
             print(f"skipped {path}: its .safetensors is not the file the record pins (damaged, from another run, "
                   "or saved before records pinned weights); run it again (sweep or the notebook)")
+            continue
+        if reason := stale_reason(saved, current(saved["experiment"], saved["params"]["ratio"])):
+            print(f"skipped {path}: {reason}; run it again (sweep or the notebook)")
             continue
         runs.append(RunResult(saved["experiment"], saved["params"]["ratio"], saved["seed"], saved["run"], path,
                               saved["metrics"], saved["history"]))

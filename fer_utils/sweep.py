@@ -3,13 +3,15 @@
 The grid is the arms of ``sweep.arms``: real-only, synthetic-only at 1 and every k of
 ``sweep.ratios`` units, real + k units of generated faces, and real + k units' worth of
 filtered generated faces, each with ``sweep.seeds`` seeds (seed s of every configuration paired).
-Finished runs are found on disk and skipped (``run_experiment`` checks params and data hash),
-so an interrupted sweep resumes where it stopped. ``sweep.executor`` says where the runs train:
+Finished runs are found on disk and skipped when their params and data identity are the current ones
+(``runs_to_do``, ``run_experiment``), so an interrupted sweep resumes where it stopped and changed data are
+trained again. ``sweep.executor`` says where the runs train:
 here in a row (``serial``), or one task per run on worker processes, Dask or Slurm
 (``fer_utils.executors``, docs/running.md); ``sweep_status`` and ``sweep_estimate`` read what is done.
 """
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import executors
 from .config import ARMS, Config, InputError
-from .experiments import check_experiment, run_experiment, run_name
+from .experiments import check_experiment, current_identity, run_experiment, run_name
 from .report import markdown_table
 
 GENERATED_UNIT_TRAIN = 109 * 6  # training faces of one generated unit: 109 identities x 6 expressions
@@ -80,8 +82,14 @@ def sweep_runs(cfg: Config, plan: list[tuple[str, int]] | None = None) -> list[e
 
 
 def runs_to_do(cfg: Config, runs: list[executors.Run]) -> list[executors.Run]:
-    """The runs without a kept record made with this config's params (``executors.recorded``)."""
-    return [run for run in runs if executors.recorded(cfg, run) is None]
+    """The runs without a kept record made with this config's params on the current data (``executors.recorded``).
+
+    The current data's identity loads a configuration's faces, so it is read once per configuration and only
+    where a record is on disk to check against it.
+    """
+    current = functools.cache(functools.partial(current_identity, cfg))
+    return [run for run in runs if not executors.run_path(cfg, run).is_file()
+            or executors.recorded(cfg, run, current(*run[:2])) is None]
 
 
 def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: bool = True,
