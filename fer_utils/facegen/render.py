@@ -55,7 +55,7 @@ def _surface(u: Tensor, v: Tensor, f: dict[str, Tensor], gaze: Tensor, eps: Tens
     au = u.abs()
     sockets = face.bump(au - f["eye_sep"], 0.24) * face.bump(v - f["eye_y"] + 0.02, 0.15) * (1 - e["open"])
     occlusion = (1 - 0.3 * groove - 0.3 * sockets - 0.5 * e["crease"]).clamp(0.3, 1) * (0.7 + 0.3 * depth)
-    occlusion = occlusion * (1 - 0.55 * ((1.25 - r) / 0.25).clamp(0, 1) * neck * (1 - hd))  # under the jaw
+    occlusion = occlusion * (1 - 0.55 * ((1.25 - r) * 4).clamp(0, 1) * neck * (1 - hd))  # under the jaw
     nose_z = face.nose(u, v, f)
     z = face.mix(body_z, face.height(u, v, f, depth, m, e, nose_z) + relief, torch.maximum(hd, ear))
     oily = face.bump(v - f["brow_y"] + 0.3, 0.35) * face.bump(u, 0.55) + face.bump(u, 0.16) * face.bump(v - 0.15, 0.4)
