@@ -3,4 +3,4 @@
 Shared helpers behind the notebooks in ``notebooks/``: configuration, the embedded face world,
 dataset adapters, preprocessing, models, GANs, training, evaluation and plots.
 """
-__version__ = "0.2.0"  # 0.2: the world is drawn by the torch renderer
+__version__ = "0.3.0"  # 0.3: the world's faces carry FACS appearance changes, relief, light and skin

@@ -3,7 +3,7 @@
 ``check_inputs`` reads and writes nothing but listings: it recognises each database's layout through
 its adapter and counts images per class and per subject, with every skip by reason. ``prepare_inputs``
 runs the same check, refuses to go on when anything is wrong (one error listing every problem),
-then writes the embedded world where the settings say the world is the source and it is missing.
+then writes the embedded world where the settings say the world is the source and it is missing or stale.
 Every command and notebook calls ``prepare_inputs`` before its first expensive step, so a path
 typed wrong fails in seconds, not after an hour. Layouts: docs/datasets.md.
 """
@@ -114,7 +114,7 @@ def check_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
 
 def prepare_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
                    weights: bool = False) -> list[DatabaseCheck]:
-    """Check the inputs, raise ``DataError`` listing every problem, then write the world's missing databases."""
+    """Check the inputs, raise ``DataError`` listing every problem, then write the world's missing or stale parts."""
     checks, problems = check_inputs(cfg, databases, weights)
     if problems:
         raise DataError(f"{len(problems)} input problem(s), nothing was run: " + " | ".join(problems))

@@ -264,7 +264,8 @@ def body(u: Tensor, v: Tensor, f: F, eps: Tensor) -> tuple[Tensor, Tensor, Tenso
     neckline = f["head_h"] + 0.4 + 0.15 * bump(u, neck_w * 1.3)
     clothes = soft(torch.minimum(shoulder, neckline + 0.6 * (au - neck_w).clamp(min=0)) - v, eps * 2)
     # behind the jaw's edge (the head's relief ends at 0 there), so the jaw stands out of the neck
-    return neck, clothes, 0.55 * torch.sqrt((1 - (u * (1 / 2.2)) ** 2).clamp(0, 1)) - 0.75 + 0.25 * bump(u, neck_w * 1.2)
+    torso_z = 0.55 * torch.sqrt((1 - (u * (1 / 2.2)) ** 2).clamp(0, 1)) - 0.75
+    return neck, clothes, torso_z + 0.25 * bump(u, neck_w * 1.2)
 
 
 def creases(u: Tensor, v: Tensor, f: F, m: F) -> tuple[Tensor, Tensor]:
