@@ -108,7 +108,9 @@ def test_fisherfaces_tell_rendered_people_apart_across_their_expressions():
     assert info["people"] == 60 and info["dimensions"] == 59
     neutral, apex = expression_crops(cfg, people, range(60, 80))  # 20 people the space was not fitted on
     assert neutral.shape == (20, 64, 64) and apex.shape == (20, 6, 64, 64) and apex.dtype == np.uint8
-    assert (np.abs(apex.astype(int) - neutral[:, None]).max(axis=(2, 3)) > 30).all()  # each expression shows
+    # each expression shows: some pixel moves by more than 20 gray levels (world 0.3's lips are skin-toned, not a
+    # dark shape, so a weak sad moves its most-changed pixel by 30 levels for one of these people; 0.2's moved > 30)
+    assert (np.abs(apex.astype(int) - neutral[:, None]).max(axis=(2, 3)) > 20).all()
     kept = identity_kept(space.transform(flat(apex)).reshape(20, 6, -1), space.transform(flat(neutral)))
     assert kept >= 0.9  # chance 1/20
     shuffled = identity_kept(space.transform(flat(apex[::-1])).reshape(20, 6, -1), space.transform(flat(neutral)))
