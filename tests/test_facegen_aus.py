@@ -42,6 +42,11 @@ def test_every_action_unit_has_a_region():
     assert set(REGIONS) == set(AUS)
 
 
+def test_an_unknown_action_unit_is_named(people):
+    with pytest.raises(ValueError, match="AU17 is not one of the world's action units"):
+        region_masks(17, people, np.tile([64, 72, 40], (PEOPLE, 1)), SIZE)
+
+
 @pytest.mark.parametrize("au", AUS)
 def test_action_unit_changes_its_own_region(people, au):
     """Most of the apex-minus-neutral energy lies inside the AU's region, a small part of the frame."""

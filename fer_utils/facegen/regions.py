@@ -65,6 +65,8 @@ def region_masks(au: int, identities: dict[str, np.ndarray], frame: np.ndarray,
         frame: (N, 3) face centre x, y and scale (pixels per face unit), as given to ``render_faces``.
         size: (height, width) in pixels.
     """
+    if au not in REGIONS:
+        raise ValueError(f"region_masks: AU{au} is not one of the world's action units {', '.join(map(str, AUS))}")
     u_in, u_out, top, bottom = (x[:, None, None] for x in REGIONS[au](identities))
     ys = np.arange(size[0], dtype=np.float32)[None, :, None]
     xs = np.arange(size[1], dtype=np.float32)[None, None, :]
