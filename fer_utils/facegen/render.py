@@ -1,16 +1,15 @@
-"""Vectorised renderer: a 2.5D face height field, deformed by action units, lit over an albedo.
+"""Vectorised renderer: a face (``face``: geometry, relief and skin moved by the action units) under a light.
 
 One description of a face, in torch, runs everywhere. On the CPU it is exported and compiled
-ahead of time by AOTInductor, which fuses the few hundred per-pixel operations into one vectorised
-C++ loop: about 4x the same code eager, or the numpy renderer it replaced, per core. The library
+ahead of time by AOTInductor, which fuses the per-pixel operations (about a thousand) into
+vectorised C++ loops: 4-13x the same code eager, per core. The library
 is built once per machine into torch's compile cache and loaded by each process in about two
 seconds (``torch.compile`` traced for ~13 s in every process). On a GPU it runs eagerly. The
 compiled loop is single-threaded, so the world writer's one process per core uses the machine
 without oversubscription and may fork after loading it.
 
-Face units: head half-width 1, ``v`` grows downwards, origin at the head centre. Every per-face
-quantity has shape (N, 1, 1) so that it broadcasts over the (N, H, W) pixel grid; colours are
-rendered one channel at a time so that each mask is computed once per pixel, not once per channel.
+Colours are rendered one channel at a time, so that each mask is computed once per pixel, not once
+per channel (with an RGB last axis the compiler vectorised over the channels and recomputed every mask).
 """
 from __future__ import annotations
 
