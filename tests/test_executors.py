@@ -211,23 +211,32 @@ def test_benchmark_compares_the_executors(capsys) -> None:
     assert "local (2 workers)" in capsys.readouterr().out
 
 
-def visible_gpu(cfg, experiment: str, ratio: int, seed: int, threads: int = 0) -> tuple[str, int]:
-    """A task that reports which GPU its worker may see (and which process it ran in)."""
+def visible_gpu(rendezvous: str, experiment: str, ratio: int, seed: int, threads: int = 0) -> tuple[str, int]:
+    """A task that reports which GPU its worker may see (and which process it ran in).
+
+    It waits until two worker processes have each started a task (a file per process in ``rendezvous``), so a
+    worker that starts first cannot take every task before the other is up: the test needs no timing luck.
+    """
     import os
+    import pathlib
     import time
 
-    time.sleep(0.3)  # long enough that both workers take tasks
+    folder = pathlib.Path(rendezvous)
+    (folder / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     return os.environ.get("CUDA_VISIBLE_DEVICES", ""), os.getpid()
 
 
-def test_local_workers_run_one_run_per_gpu_each_pinned_to_its_own() -> None:
+def test_local_workers_run_one_run_per_gpu_each_pinned_to_its_own(tmp_path) -> None:
     """With GPUs, one worker per GPU, each seeing only its own: two runs never share a GPU."""
     from fer_utils.executors import LocalBackend
 
     backend = LocalBackend(workers=5, gpus=2)
     try:
         assert backend.slots == 2
-        futures = [backend.submit(visible_gpu, None, ("real", 0, s)) for s in range(4)]  # all at once: both work
+        futures = [backend.submit(visible_gpu, str(tmp_path), ("real", 0, s)) for s in range(4)]
         seen = [future.result(timeout=120) for future in futures]
     finally:
         backend.close()
