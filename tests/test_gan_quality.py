@@ -140,7 +140,19 @@ def _default(tmp_path, **overrides):
     return load_config("default", {"results_dir": str(tmp_path / "results"), **overrides})
 
 
-def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tmp_path):
+@pytest.fixture
+def measured_data(monkeypatch):
+    """The configured data are the faces the shipped record was measured on (CI does not write the default world)."""
+    import json
+
+    from fer_utils.gan import quality
+    from fer_utils.gan.shipped import PROVENANCE, SHIPPED
+    recorded = json.loads(PROVENANCE.read_text())[SHIPPED["stargan"].name]["quality"]["data"]
+    monkeypatch.setattr(quality, "data_identity", lambda cfg: dict(recorded))
+    return recorded
+
+
+def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tmp_path, measured_data):
     from fer_utils.gan.quality import recorded_quality
     q = recorded_quality(_default(tmp_path))
     assert q is not None and q["preset"] == "default"
@@ -150,12 +162,12 @@ def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tm
 @pytest.mark.parametrize("overrides", [
     {"generate.truncation_psi": 0.5}, {"generate.quality_identities": 500},
     {"generate.judge_epochs": 20}, {"generate.judge_faces": 6000}, {"train.precision": "fp32"}])
-def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, overrides):
+def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, measured_data, overrides):
     from fer_utils.gan.quality import recorded_quality
     assert recorded_quality(_default(tmp_path, **overrides)) is None
 
 
-def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
+def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch, measured_data):
     import shutil
 
     from fer_utils.gan import quality
@@ -167,7 +179,23 @@ def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch):
     assert quality.recorded_quality(_default(tmp_path)) is None
 
 
-def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_class(tmp_path):
+@pytest.mark.parametrize("database", ["affectnet", "affectnet_heldout", "ffhq"])
+def test_recorded_quality_is_not_shown_for_other_faces(tmp_path, monkeypatch, measured_data, capsys, database):
+    """Another world (or your own AffectNet or FFHQ) under the same preset and weights is measured again."""
+    from fer_utils.gan import quality
+    monkeypatch.setattr(quality, "data_identity", lambda cfg: measured_data | {database: "0" * 16})
+    assert quality.recorded_quality(_default(tmp_path)) is None
+    assert "measured on other faces" in capsys.readouterr().out
+
+
+def test_recorded_quality_is_not_shown_when_the_data_cannot_be_read(tmp_path, capsys):
+    from fer_utils.gan import quality
+    missing = str(tmp_path / "no_such_affectnet")
+    assert quality.recorded_quality(_default(tmp_path, **{"data.affectnet": missing})) is None
+    assert missing in capsys.readouterr().out
+
+
+def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_class(tmp_path, measured_data):
     import copy
 
     from fer_utils.gan.quality import quality_table, recorded_quality
@@ -185,7 +213,7 @@ def test_quality_table_puts_the_judges_real_accuracy_beside_each_transferred_cla
     assert "(angry 13% [sad 85%], happy 98%; in square brackets" in quality_table(q)
 
 
-def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch):
+def test_quality_of_measures_unless_a_matching_record_may_be_reused(tmp_path, monkeypatch, measured_data):
     from fer_utils.gan import quality
     measured = {"measured": True}
     monkeypatch.setattr(quality, "report_quality", lambda cfg, people: measured)

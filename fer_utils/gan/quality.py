@@ -24,13 +24,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, InputError
 from ..emotions import EMOTIONS
 from ..engine import predict
 from ..evaluate import confusion
-from ..preprocess import NO_FACE
+from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
 from ..runtime import file_sha256, write_json
+from .checkpoints import data_fingerprint
 from .data import gan_faces
 from .features import cnn_input, penultimate
 from .identity import People, expression_crops, fisherfaces, flat
@@ -52,6 +53,7 @@ def measure_quality(cfg: Config, pipe: Pipeline, people: People, identity_render
         identity_renders: frames per person for the Fisherfaces (``generate.identity_people`` people).
     """
     margin, size, identities = cfg.preprocess.margin, cfg.preprocess.image_size, cfg.generate.quality_identities
+    data = data_identity(cfg)
     model, cnn, real = expression_cnn(cfg)
     # 1. expression transfer on held-out faces (six targets each)
     held, held_labels = gan_faces(cfg, "affectnet", labelled=True, held_out=True)
@@ -81,8 +83,17 @@ def measure_quality(cfg: Config, pipe: Pipeline, people: People, identity_render
                "real_train_vs_real_heldout": frechet_distance(train_feat, val_feat)}
     return {"expression_cnn": cnn, "expression_transfer": transfer, "identity_kept": kept,
             "diversity": {"generated": diversity(src_gray), "real_ffhq": diversity(real_ids)},
-            "frechet_cnn": frechet, "truncation_psi": pipe.psi,
+            "frechet_cnn": frechet, "truncation_psi": pipe.psi, "data": data,
             "crops_centred": sum(p[2].count(NO_FACE) for p in parts)}
+
+
+def data_identity(cfg: Config) -> dict[str, str]:
+    """What the numbers are measured on: hashes of the judge's AffectNet-like faces, the held-out faces StarGAN
+    translates and the FFHQ-like faces it is compared with (cached arrays: seconds once preprocessed)."""
+    held, held_labels = gan_faces(cfg, "affectnet", labelled=True, held_out=True)
+    ffhq, _ = gan_faces(cfg, "ffhq", labelled=False)
+    return {"affectnet": load_database(cfg, "affectnet").meta["source"]["hash"],
+            "affectnet_heldout": data_fingerprint(held, held_labels)[:16], "ffhq": data_fingerprint(ffhq)[:16]}
 
 
 def _identity_kept(cfg: Config, source: People, sources: np.ndarray, expressions: np.ndarray,
@@ -173,9 +184,11 @@ def _misread(counts: list[list[int]] | None) -> dict[str, str]:
 def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
 
-    They do when the configured weights are the shipped files, unchanged since (SHA-256), and the
-    preset, truncation, number of identities and judging CNN's budget and precision setting are the
-    ones measured (records from before ``train.precision`` existed were fp32). The setting, not
+    They do when the configured weights are the shipped files, unchanged since (SHA-256), the data are the
+    faces measured on (``data_identity``: another world, or your own AffectNet, is measured again; records
+    from before it was kept are not shown), and the preset, truncation, number of identities and judging
+    CNN's budget and precision setting are the ones measured (records from before ``train.precision``
+    existed were fp32). The setting, not
     what it resolves to here: a CPU without bf16 units shows the record its judge made in bf16
     (the table says which), rather than spending ~50 min to measure again in fp32.
     Measuring again fits a CNN and Fisherfaces on the same world (about 50 min on 2 CPU cores), so
@@ -194,6 +207,15 @@ def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     if recorded_budget != (cfg.generate.judge_epochs, cfg.generate.judge_faces, cfg.train.precision):
         return None
     if any(q["weights"][model]["sha256"] != file_sha256(path) for model, path in pipe_paths.items()):
+        return None
+    try:
+        current = data_identity(cfg)
+    except InputError as exc:  # measuring will name what is missing
+        print(f"the quality record cannot be checked against the data ({exc}); measuring instead")
+        return None
+    if q.get("data") != current:
+        print(f"the quality record beside the shipped weights was measured on other faces "
+              f"({q.get('data', 'not recorded')} -> {current}); measuring instead")
         return None
     return q
 
