@@ -28,6 +28,7 @@ PROJECT_DATA = ROOT / "data"  # the embedded world is written only under PROJECT
 WORLD_MANIFEST = "WORLD_MANIFEST.json"  # written last by fer_utils.facegen: marks a complete world database
 WORLD_INCOMPLETE = ".world_incomplete"  # marks a world database fer_utils.facegen began and may rewrite
 WORLD_DATABASES = ("rafd", "oulu", "mmi", "ckplus", "affectnet", "ffhq")  # what the embedded world can stand in for
+EXPERIMENT_DATABASES = ("rafd", "oulu", "mmi", "ckplus")  # trained on (rafd, oulu) and tested on
 
 
 class InputError(ValueError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import (
+    EXPERIMENT_DATABASES,
     WORLD_DATABASES,
     WORLD_INCOMPLETE,
     WORLD_MANIFEST,
@@ -26,7 +27,6 @@ from .config import (
 )
 from .datasets import SkipReport, read_database
 from .emotions import EMOTIONS, label_name
-from .preprocess import EXPERIMENT_DATABASES
 from .report import markdown_table
 
 GAN_DATABASES = ("affectnet", "ffhq")  # what the generators train on

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__
-from .config import Config, ConfigError, data_source, is_world_path, require_path
+from .config import EXPERIMENT_DATABASES, Config, ConfigError, data_source, is_world_path, require_path
 from .datasets import Sample, SkipReport, read_database
 from .datasets.io import BadImage, FrameReader, failure_reason, with_stand_ins
 from .emotions import ALL_LABELS, EMOTIONS
@@ -36,7 +36,6 @@ from .runtime import data_hash, remove_stale_temporaries, temporary_prefix, usab
 
 CASCADE = "haarcascade_frontalface_default.xml"
 CROP_VERSION = 2  # part of the cache key: bump when cropping changes so old caches are not reused
-EXPERIMENT_DATABASES = ("rafd", "oulu", "mmi", "ckplus")  # trained on (rafd, oulu) and tested on
 SPLITS = ("train", "val", "test")
 CHUNK = 64  # samples per worker job; a video's frames are sorted into the same job
 DETECT_SIDE = 320  # Haar runs on images shrunk to this longest side (faces fill >= 1/6 of it)

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .config import ROOT, Config, data_source
+from .config import EXPERIMENT_DATABASES, ROOT, Config, data_source
 from .runtime import atomic_path, versions
 
 RESULTS_MD = Path("docs/results.md")  # every published table, from the project root
@@ -99,8 +99,11 @@ def headline(results: Mapping[str, str]) -> str:
     return f"{caption}\n\n{table}\n"
 
 
-def publish(cfg: Config, name: str, title: str, table: str) -> Path:
+def publish(cfg: Config, name: str, title: str, table: str,
+            databases: Sequence[str] = EXPERIMENT_DATABASES) -> Path:
     """Save a result table under ``results_dir/tables/``; for the run that owns ``figures/``, also in the docs.
+
+    The table's Data line says where each of ``databases`` (the ones its numbers come from) was read.
 
     Only a run whose figures go to the repository's ``figures/`` folder (the default preset) may
     rewrite the committed docs, so the tables and the figures beside them come from one run: it
@@ -110,7 +113,7 @@ def publish(cfg: Config, name: str, title: str, table: str) -> Path:
     if name == HEADLINE:
         raise ValueError(f"{HEADLINE!r} is the README's derived section; publish a table under another name")
     header = f"*{title}* — preset `{cfg.preset}`, {versions()['machine']}, GPU: {versions()['cuda']}."
-    sources = "; ".join(f"{db}: {data_source(cfg, db)}" for db in ("rafd", "oulu", "mmi", "ckplus"))
+    sources = "; ".join(f"{db}: {data_source(cfg, db)}" for db in databases)
     body = f"{header}\nData: {sources}.\n\n{table}\n"
     path = cfg.path(cfg.results_dir) / "tables" / f"{name}.md"
     with atomic_path(path) as tmp:

@@ -2,7 +2,7 @@
 import pytest
 
 from fer_utils import report
-from fer_utils.config import load_config
+from fer_utils.config import WORLD_MANIFEST, load_config
 from fer_utils.report import headline, markdown_table, pct, publish, sections, update_section
 
 EXP1 = markdown_table(("accuracy", "paper", "this run"),
@@ -110,3 +110,18 @@ def test_publish_warns_when_the_results_doc_lacks_the_section(project):
 def test_publish_refuses_the_derived_headline_name(project):
     with pytest.raises(ValueError, match="headline"):
         publish(_cfg(project, "figures"), "headline", "Headline", EXP1)
+
+
+def test_publish_names_where_the_tables_own_databases_came_from(project):
+    """Notebook 01's quality table rests on AffectNet and FFHQ, read before 02 writes the experiments' databases."""
+    world = project / "world_ffhq"
+    world.mkdir()
+    (world / WORLD_MANIFEST).write_text("{}")
+    cfg = load_config("quick", {"results_dir": str(project / "results"), "figures_dir": str(project / "figures"),
+                                "data.affectnet": str(project / "mine"), "data.ffhq": str(world)})
+    publish(cfg, "exp2", "Quality", EXP2, databases=("affectnet", "ffhq"))
+    body = sections((project / "docs" / "results.md").read_text())["exp2"]
+    assert body.splitlines()[1] == "Data: affectnet: your files; ffhq: embedded world."
+    publish(cfg, "exp2", "Experiment 2", EXP2)  # by default the experiments' four
+    line = sections((project / "docs" / "results.md").read_text())["exp2"].splitlines()[1]
+    assert [part.split(":")[0] for part in line.removeprefix("Data: ").split("; ")] == ["rafd", "oulu", "mmi", "ckplus"]

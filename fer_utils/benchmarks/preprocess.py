@@ -9,9 +9,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from ..config import Config
+from ..config import EXPERIMENT_DATABASES, Config
 from ..inputs import prepare_inputs
-from ..preprocess import EXPERIMENT_DATABASES, load_database
+from ..preprocess import load_database
 
 
 def _timed(cfg: Config, names: Sequence[str]) -> tuple[float, int]:
