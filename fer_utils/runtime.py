@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from .config import PRECISIONS
 
@@ -40,6 +41,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold the inter-process lock ``<path>.lock`` (beside ``path``) while the block checks and writes ``path``.
+
+    Two runs writing the same folder at once (a notebook and ``train-gan``) wiped each other's files;
+    the second now waits, then finds the first's work complete. The lock dies with its process.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.with_name(f".{path.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process writing {what} ({path})", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def temporary_prefix(path: Path) -> str:

@@ -1,9 +1,13 @@
 """A world on disk is reused only if this code, these settings and this style wrote it; else it is rewritten."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import multiprocessing
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +119,41 @@ def test_pipeline_rewrites_a_stale_world_path(written, tmp_path, capsys, monkeyp
     inputs.prepare_inputs(cfg, ["ffhq"])
     assert "stale: world settings changed: seed" in capsys.readouterr().out
     assert json.loads((root / MANIFEST).read_text())["world"]["seed"] == 1
+
+
+def _write_in_a_process(out: Path, results, started=None, go=None) -> None:
+    """Write the small world into ``out``; with events, stop after taking the lock until ``go`` is set."""
+    if started is not None:
+        original = world.write_database
+
+        def paused(*args, **kwargs):
+            started.set()
+            go.wait(60)
+            return original(*args, **kwargs)
+        world.write_database = paused
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            write_world(load_config("quick", SMALL), out=out, only=["ffhq"])
+        results.put(("ok", printed.getvalue()))
+    except Exception as error:  # noqa: BLE001 - reported to the test, which fails on it
+        results.put(("failed", repr(error)))
+
+
+def test_two_processes_writing_one_world_do_not_wipe_each_other(written, tmp_path) -> None:
+    """A notebook and train-gan once wrote AffectNet at the same time: the second wiped the first's files."""
+    ctx = multiprocessing.get_context("fork")
+    results, started, go = ctx.Queue(), ctx.Event(), ctx.Event()
+    first = ctx.Process(target=_write_in_a_process, args=(tmp_path, results, started, go))
+    first.start()
+    assert started.wait(60)
+    second = ctx.Process(target=_write_in_a_process, args=(tmp_path, results))
+    second.start()
+    time.sleep(1.0)  # the second reaches the folder while the first is mid-write
+    go.set()
+    outcomes = [results.get(timeout=120) for _ in range(2)]
+    first.join(60)
+    second.join(60)
+    assert [status for status, _ in outcomes] == ["ok", "ok"], outcomes
+    assert "ffhq: complete, skipped" in outcomes[1][1]  # the second waited, then reused the first's world
+    assert _rewritten(tmp_path / "ffhq") and _digest(tmp_path / "ffhq") == _digest(written)

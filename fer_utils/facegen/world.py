@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import WORLD_DATABASES, WORLD_INCOMPLETE, WORLD_MANIFEST, Config
-from ..runtime import write_json
+from ..runtime import exclusive, write_json
 from . import writers as W
 from .render import compile_renderer, single_threaded
 from .styles import STYLES
@@ -178,14 +178,15 @@ def write_world(cfg: Config, out: Path | None = None, only: Sequence[str] | None
     """
     roots = _roots(cfg, out, only)
     for name, root in tqdm(roots.items(), desc="world"):
-        if (root / MANIFEST).exists():
-            reason = stale_reason(cfg, name, root)
-            if reason is None:
-                print(f"{name}: complete, skipped ({root})")
-                continue
-            print(f"{name}: rewriting {root}, stale: {reason}")
-            (root / INCOMPLETE).touch()  # ours by its manifest: _prepare may now wipe it
-        write_database(cfg, name, root)
+        with exclusive(root, f"the {name} world"):
+            if (root / MANIFEST).exists():
+                reason = stale_reason(cfg, name, root)
+                if reason is None:
+                    print(f"{name}: complete, skipped ({root})")
+                    continue
+                print(f"{name}: rewriting {root}, stale: {reason}")
+                (root / INCOMPLETE).touch()  # ours by its manifest: _prepare may now wipe it
+            write_database(cfg, name, root)
         print(f"{name}: written ({root})")
     return roots
 
