@@ -15,6 +15,7 @@ import pytest
 from fer_utils import config, inputs
 from fer_utils.config import load_config
 from fer_utils.facegen import world
+from fer_utils.facegen.render import single_threaded
 from fer_utils.facegen.world import INCOMPLETE, MANIFEST, write_world
 
 SMALL = {"world.ffhq_images": 20}  # one job of one database: about a second to write
@@ -123,6 +124,7 @@ def test_pipeline_rewrites_a_stale_world_path(written, tmp_path, capsys, monkeyp
 
 def _write_in_a_process(out: Path, results, started=None, go=None) -> None:
     """Write the small world into ``out``; with events, stop after taking the lock until ``go`` is set."""
+    single_threaded()  # a forked child entering its parent's OpenMP pool hangs (as the world's own workers do)
     if started is not None:
         original = world.write_database
 
