@@ -147,15 +147,19 @@ def test_two_processes_writing_one_world_do_not_wipe_each_other(written, tmp_pat
     ctx = multiprocessing.get_context("fork")
     results, started, go = ctx.Queue(), ctx.Event(), ctx.Event()
     first = ctx.Process(target=_write_in_a_process, args=(tmp_path, results, started, go))
-    first.start()
-    assert started.wait(60)
     second = ctx.Process(target=_write_in_a_process, args=(tmp_path, results))
-    second.start()
-    time.sleep(1.0)  # the second reaches the folder while the first is mid-write
-    go.set()
-    outcomes = [results.get(timeout=120) for _ in range(2)]
-    first.join(60)
-    second.join(60)
+    try:
+        first.start()
+        assert started.wait(60)
+        second.start()
+        time.sleep(1.0)  # the second reaches the folder while the first is mid-write
+        go.set()
+        outcomes = [results.get(timeout=120) for _ in range(2)]
+    finally:  # a hung writer must not keep pytest waiting for it at exit
+        for process in (first, second):
+            if process.pid is not None:
+                process.kill()
+                process.join(10)
     assert [status for status, _ in outcomes] == ["ok", "ok"], outcomes
     assert "ffhq: complete, skipped" in outcomes[1][1]  # the second waited, then reused the first's world
     assert _rewritten(tmp_path / "ffhq") and _digest(tmp_path / "ffhq") == _digest(written)
