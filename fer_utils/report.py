@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .config import EXPERIMENT_DATABASES, ROOT, Config, data_source
+from .config import EXPERIMENT_DATABASES, ROOT, WORLD_DATABASES, Config, data_source
 from .runtime import atomic_path, versions
 
 RESULTS_MD = Path("docs/results.md")  # every published table, from the project root
@@ -112,6 +112,10 @@ def publish(cfg: Config, name: str, title: str, table: str,
     """
     if name == HEADLINE:
         raise ValueError(f"{HEADLINE!r} is the README's derived section; publish a table under another name")
+    unknown = [db for db in databases if db not in WORLD_DATABASES]
+    if unknown:
+        raise ValueError(f"publish({name!r}): unknown database(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(WORLD_DATABASES)}")
     header = f"*{title}* — preset `{cfg.preset}`, {versions()['machine']}, GPU: {versions()['cuda']}."
     sources = "; ".join(f"{db}: {data_source(cfg, db)}" for db in databases)
     body = f"{header}\nData: {sources}.\n\n{table}\n"

@@ -125,3 +125,11 @@ def test_publish_names_where_the_tables_own_databases_came_from(project):
     publish(cfg, "exp2", "Experiment 2", EXP2)  # by default the experiments' four
     line = sections((project / "docs" / "results.md").read_text())["exp2"].splitlines()[1]
     assert [part.split(":")[0] for part in line.removeprefix("Data: ").split("; ")] == ["rafd", "oulu", "mmi", "ckplus"]
+
+
+def test_publish_names_an_unknown_database_before_writing(project):
+    before = (project / "docs" / "results.md").read_text()
+    with pytest.raises(ValueError, match=r"unknown database\(s\) 'afectnet'.*known: rafd"):
+        publish(_cfg(project, "figures"), "exp2", "Quality", EXP2, databases=("afectnet", "ffhq"))
+    assert (project / "docs" / "results.md").read_text() == before
+    assert not (project / "results" / "tables" / "exp2.md").exists()
