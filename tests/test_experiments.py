@@ -344,3 +344,13 @@ def test_real_only_is_compared_on_its_own_test_subjects_where_others_say_test_re
     assert baseline["real test subjects"][1] == pytest.approx([0.6]) and set(panels["real test subjects"]) == {
         "mix", "synth"}
     assert results.accuracy_rows(runs, ("test_real",))[0][2].startswith("60.0 %")
+
+
+def test_table3_keeps_the_mixed_row_where_real_only_validates_as_well() -> None:
+    runs = [_run("real", 0, 0, val=0.8), _run("mix", 1, 0, val=0.9, val_real=0.8),
+            _run("mix", 3, 0, val=0.9, val_real=0.75)]
+    assert [(r.experiment, r.ratio) for r in results.best_configuration(runs)] == [("real", 0)]  # the tie: real
+    rows = results.table3_cnn_rows(runs)
+    assert [label for label, _ in rows] == ["CNN, real", "CNN, real + 1 x generated (k best on real validation)"]
+    assert [(r.experiment, r.ratio) for r in rows[1][1]] == [("mix", 1)]
+    assert [label for label, _ in results.table3_cnn_rows(runs[:1])] == ["CNN, real"]  # no mixed runs: no row
