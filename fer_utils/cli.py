@@ -129,6 +129,14 @@ def _cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate_coverage(cfg: Config, args: argparse.Namespace) -> int:
+    from .coverage import main as simulate_coverage
+
+    if args.experiments < 10:
+        raise InputError(f"--experiments {args.experiments}: need at least 10 simulated experiments per cell")
+    return simulate_coverage(args.experiments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every sub-command; ``--help`` on each explains its options."""
     parser = argparse.ArgumentParser(
@@ -207,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", parents=[common], help="speed benchmarks, as ratios to a baseline")
     p.add_argument("target", choices=available_benchmarks())
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("simulate-coverage", parents=[common],
+                       help="coverage and type-I error of the intervals on simulated data (docs/statistics.md)")
+    p.add_argument("--experiments", type=int, default=400, help="simulated experiments per grid cell (default 400)")
+    p.set_defaults(func=_cmd_simulate_coverage)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from .models.io import load_model
 from .preprocess import FaceSet
 from .report import pct
 from .runtime import file_sha256
-from .uncertainty import Estimate, accuracy, difference
+from .uncertainty import Estimate, accuracy, difference, holm
 
 
 def find_runs(cfg: Config) -> list[RunResult]:
@@ -218,16 +219,16 @@ TABLE2_HEADER = ("k", "train (paper)", "train (ours)", "test (paper)", "test (ou
 
 
 TARGETS = {"test_real": "real test subjects", "mmi": "MMI", "ckplus": "CK+"}
-WHAT_HELPS_HEADER = ("change", "tested on", "seeds", "difference [95 % CI]", "p", "smallest detectable", "reading")
+WHAT_HELPS_HEADER = ("change", "tested on", "seeds", "difference [95 % CI]", "p", "p (Holm)", "smallest detectable",
+                     "reading")
 
 
 Comparison = tuple[str, str, list[RunResult], list[RunResult]]  # kind, what changes, runs with it, runs without
 
 
 def comparisons(runs: Sequence[RunResult]) -> list[Comparison]:
-    """(kind, what changes, runs with it, runs without it), seeds paired: each arm against real-only
-    (``vs-real``), filtered against unfiltered at each k (``filter``), synthetic-only k units against one
-    (``scaling``)."""
+    """(kind, what changes, runs with it, runs without it): each arm against real-only (``vs-real``), filtered
+    against unfiltered at each k (``filter``), synthetic-only k units against one (``scaling``)."""
     groups = group_runs(runs)
     against_real, filtered, scaling = [], [], []
     for (experiment, ratio), members in groups.items():
@@ -242,43 +243,101 @@ def comparisons(runs: Sequence[RunResult]) -> list[Comparison]:
 
 
 def paired_difference(with_: Sequence[RunResult], without: Sequence[RunResult], key: str) -> Estimate | None:
-    """Difference on ``key`` of two configurations, seed s against seed s; None when no seed is in both."""
-    base = {r.seed: r for r in without}
-    pairs = [(scored(r, key), scored(base[r.seed], key)) for r in sorted(with_, key=lambda r: r.seed)
-             if r.seed in base]
-    pairs = [(a, b) for a, b in pairs if a and b]
-    if not pairs:
+    """Difference on ``key`` of two configurations: every seed of each (seeds are not paired across arms, so
+    their numbers do not matter), the test subjects paired; None when an arm has no run scored on ``key``."""
+    arms = [sorted((r for r in arm if scored(r, key)), key=lambda r: r.seed) for arm in (with_, without)]
+    if not all(arms):
         return None
-    return difference([a["by_subject"] for a, _ in pairs], [b["by_subject"] for _, b in pairs])
+    for arm, scored_runs in zip((with_, without), arms):
+        if len(scored_runs) != len(arm):
+            missing = sorted(r.name for r in arm if r not in scored_runs)
+            raise ValueError(f"{', '.join(missing)} not scored on {key!r} while the other seeds are: re-score them")
+    return difference(*([scored(r, key)["by_subject"] for r in arm] for arm in arms))
 
 
-def reading(estimate: Estimate, alpha: float = 0.05) -> str:
-    """What a difference says, in words: helps / hurts / no measurable difference (and what that means here);
-    with one seed no verdict, only whether it exceeds the test subjects' noise."""
+def testable(estimate: Estimate) -> bool:
+    """Whether a difference is a test at all: defined, and something varied."""
+    return estimate.defined and estimate.se > 0
+
+
+def reading(estimate: Estimate, adjusted: float, family: int, alpha: float = 0.05) -> str:
+    """What a difference says, in words, at Holm-adjusted p ``adjusted`` among ``family`` comparisons: helps /
+    hurts / no measurable difference (and what that means here); with one seed no verdict, only whether it
+    exceeds the test subjects' noise."""
+    if not estimate.defined:
+        return "undefined (a variance is not finite: no interval, no test)"
     if estimate.se == 0:
         return "the same on every test subject and seed (nothing varies: no test)"
+    among = f"Holm over {family} comparison{'s' if family != 1 else ''}"
     if not estimate.seed_spread_measured:
-        beyond = "beyond" if estimate.p_value < alpha else "within"
-        return f"no verdict (1 seed: the seed spread is not measured); {beyond} the test subjects' noise"
-    if estimate.p_value < alpha:
-        return f"{'helps' if estimate.value > 0 else 'hurts'}, by {100 * abs(estimate.value):.1f} points"
-    return f"no measurable difference (a true one below {100 * estimate.mdd():.1f} points would often be missed)"
+        beyond = "beyond" if adjusted < alpha else "within"
+        return (f"no verdict (1 seed in an arm: the seed spread is not measured); {beyond} the test subjects' noise "
+                f"({among})")
+    if adjusted < alpha:
+        return f"{'helps' if estimate.value > 0 else 'hurts'}, by {100 * abs(estimate.value):.1f} points ({among})"
+    return (f"no measurable difference: a true one below {100 * estimate.mdd():.1f} points would often be missed, so "
+            f"this is not evidence of no effect ({among})")
+
+
+def what_helps(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS)) -> list[tuple[str, str, Estimate]]:
+    """(change, key, difference) of every comparison on every test set it was scored on."""
+    found = []
+    for _, change, with_, without in comparisons(runs):
+        for key in keys:
+            if (estimate := paired_difference(with_, without, key)) is not None:
+                found.append((change, key, estimate))
+    return found
 
 
 def what_helps_rows(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS)) -> list[list[str]]:
-    """One row per change and test set: paired difference, its CI and p, the smallest detectable one, a reading."""
+    """One row per change and test set: difference, its CI, p and Holm-adjusted p (the family: every testable
+    row of this table), the smallest detectable difference and a reading that names the family's size."""
+    found = what_helps(runs, keys)
+    family = [e.p_value if testable(e) else math.nan for _, _, e in found]
+    adjusted, size = holm(family), sum(math.isfinite(p) for p in family)
     rows = []
-    for _, change, with_, without in comparisons(runs):
-        for key in keys:
-            estimate = paired_difference(with_, without, key)
-            if estimate is None:
-                continue
-            only = "" if estimate.seed_spread_measured else " (subjects only)"
-            floor = "" if estimate.seed_spread_measured else "≥ "
-            detectable = f"{floor}{100 * estimate.mdd():.1f} pts" if estimate.se > 0 else "–"
-            rows.append([change, TARGETS.get(key, key), str(estimate.seeds), estimate.text(points=True) + only,
-                         f"{estimate.p_value:.3f}{only}", detectable, reading(estimate)])
+    for (change, key, estimate), p_holm in zip(found, adjusted):
+        only = "" if estimate.seed_spread_measured else " (subjects only)"
+        floor = "" if estimate.seed_spread_measured else "≥ "
+        detectable = f"{floor}{100 * estimate.mdd():.1f} pts" if testable(estimate) else "–"
+        p_text = f"{estimate.p_value:.3f}{only}" if testable(estimate) else "–"
+        rows.append([change, TARGETS.get(key, key), estimate.seeds_text(), estimate.text(points=True) + only,
+                     p_text, f"{p_holm:.3f}" if math.isfinite(p_holm) else "–", detectable,
+                     reading(estimate, p_holm, size)])
     return rows
+
+
+def what_helps_summary(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS), alpha: float = 0.05) -> str:
+    """The what-helps table's reading in words, from its numbers (so it cannot go stale): how many comparisons,
+    on how many seeds, which pass Holm's correction and what that can mean."""
+    found = what_helps(runs, keys)
+    if not found:
+        return "No comparison could be made: it needs two configurations scored on the same test set."
+    family = [e.p_value if testable(e) else math.nan for _, _, e in found]
+    adjusted, size = holm(family), sum(math.isfinite(p) for p in family)
+    seeds = sorted({n for _, _, e in found for n in (e.seeds, e.seeds_b)})
+    one_seed = not all(e.seed_spread_measured for _, _, e in found)
+    passed = [(c, k, e) for (c, k, e), p in zip(found, adjusted) if p < alpha]
+    lines = [f"Read (written from the table): {len(found)} comparisons, {size} of them tests (Holm's correction "
+             f"over those {size}, alpha {alpha}); arms ran {_span(seeds)} seed{'s' if seeds[-1] > 1 else ''} each."]
+    if one_seed:
+        lines.append("Where an arm ran one seed the seed spread is not measured: such a row says only whether a "
+                     "difference exceeds what resampling the test subjects gives, never that a change helps; seeds "
+                     "alone can move an accuracy by several points.")
+    if passed:
+        lines.append(f"{len(passed)} pass the correction:")
+        lines += [f"- {change} on {TARGETS.get(key, key)}: {e.text(points=True)}, seeds {e.seeds_text()}"
+                  f"{' (one seed: beyond the test subjects’ noise only)' if not e.seed_spread_measured else ''}"
+                  for change, key, e in passed]
+    else:
+        lines.append("None passes the correction.")
+    lines.append("A row that does not pass is no evidence that the change does nothing: differences below its "
+                 "smallest detectable one would often be missed.")
+    return "\n".join(lines)
+
+
+def _span(values: Sequence[int]) -> str:
+    return str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
 
 
 def detectable_rows(runs: Sequence[RunResult], seeds: Sequence[int] = (1, 3, 5, 10),
@@ -290,7 +349,7 @@ def detectable_rows(runs: Sequence[RunResult], seeds: Sequence[int] = (1, 3, 5, 
     rows = []
     for key in keys:
         estimates = [e for _, _, with_, without in against_real
-                     if (e := paired_difference(with_, without, key)) and e.se > 0]  # a spread to scale from
+                     if (e := paired_difference(with_, without, key)) and testable(e)]  # a spread to scale from
         if estimates:
             rows.append([TARGETS.get(key, key), *(_detectable(estimates, n) for n in seeds)])
     return rows

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_utils"
 LAYERS: list[set[str]] = [
     {"__init__"},
     {"config", "emotions", "paper", "runtime", "uncertainty"},
-    {"plots", "report", "models", "facegen", "datasets"},
+    {"plots", "report", "models", "facegen", "datasets", "coverage"},
     {"preprocess", "preview"},
     {"engine", "evaluate"},
     {"gan"},

@@ -168,24 +168,58 @@ def test_a_tie_on_real_validation_goes_to_the_least_generated_data() -> None:
     assert {(r.experiment, r.ratio) for r in results.best_configuration(runs)} == {("mix", 1)}
 
 
-def test_what_helps_pairs_seeds_and_names_each_change() -> None:
+def test_what_helps_compares_every_seed_of_each_arm_and_names_each_change() -> None:
     runs = [_run("real", 0, s, mmi=0.40 + 0.02 * s) for s in range(3)]
-    runs += [_run("mix", 2, s, mmi=0.50 + 0.02 * s) for s in range(3)]  # +10 points at every seed
-    runs += [_run("mix-filtered", 2, s, mmi=acc) for s, acc in enumerate((0.51, 0.51, 0.55))]  # about the same
-    runs += [_run("mix", 3, 7, mmi=0.9)]  # no real run with seed 7: nothing to pair
+    runs += [_run("mix", 2, s, mmi=0.60 + 0.02 * s) for s in range(3)]  # +20 points
+    runs += [_run("mix-filtered", 2, s, mmi=acc) for s, acc in enumerate((0.61, 0.61, 0.65))]  # about the same
+    runs += [_run("mix", 3, 7, mmi=0.9)]  # one seed, numbered 7: compared with all three real-only seeds
     runs += [_run("synth", 1, 0, mmi=0.3), _run("synth", 3, 0, mmi=0.35)]
     rows = {row[0]: row for row in results.what_helps_rows(runs, keys=("mmi",))}
-    assert set(rows) == {"real + k=2 vs real only", "real + filtered k=2 vs real only",
+    assert set(rows) == {"real + k=2 vs real only", "real + k=3 vs real only", "real + filtered k=2 vs real only",
                          "filtered vs unfiltered, k=2", "synthetic only: 3 units vs 1"}
     gain = rows["real + k=2 vs real only"]
-    assert gain[2] == "3" and gain[3].startswith("+10.0 pts") and gain[6].startswith("helps, by 10.0")
+    assert gain[2] == "3" and gain[3].startswith("+20.0 pts") and gain[7].startswith("helps, by 20.0")
+    assert gain[7].endswith("(Holm over 5 comparisons)") and float(gain[5]) >= float(gain[4])
+    assert rows["real + k=3 vs real only"][2] == "1 vs 3"  # every seed of each arm, and how many each had
     same = rows["filtered vs unfiltered, k=2"]
-    assert same[3].startswith("+0.3 pts") and same[6].startswith("no measurable difference")
+    assert same[3].startswith("+0.3 pts") and same[7].startswith("no measurable difference")
     one_seed = rows["synthetic only: 3 units vs 1"]
-    assert one_seed[2] == "1" and one_seed[5].startswith("≥ ")  # seed spread unmeasured: a floor, no verdict
-    assert one_seed[3].endswith("(subjects only)") and one_seed[6].startswith("no verdict (1 seed")
+    assert one_seed[2] == "1" and one_seed[6].startswith("≥ ")  # seed spread unmeasured: a floor, no verdict
+    assert one_seed[3].endswith("(subjects only)") and one_seed[7].startswith("no verdict (1 seed")
     (detectable,) = results.detectable_rows(runs, keys=("mmi",))
     assert detectable[0] == "MMI" and detectable[1] == "no test" and all(c.endswith("pts") for c in detectable[2:])
+
+
+def test_what_helps_does_not_depend_on_how_seeds_are_numbered() -> None:
+    """Arms share no randomness beyond a seed's number: renumbering one arm's seeds must change nothing."""
+    real = [_run("real", 0, s, mmi=acc) for s, acc in enumerate((0.40, 0.47, 0.43))]
+    mix = [_run("mix", 1, s, mmi=acc) for s, acc in enumerate((0.45, 0.52, 0.50))]
+    renumbered = [_run("mix", 1, s, mmi=acc) for s, acc in zip((2, 0, 1), (0.45, 0.52, 0.50))]
+    assert results.what_helps_rows(real + mix, keys=("mmi",)) == results.what_helps_rows(real + renumbered,
+                                                                                         keys=("mmi",))
+
+
+def test_holm_turns_a_lone_row_flag_into_no_verdict_among_many() -> None:
+    """One row at p 0.035 alone reads "helps"; among four more comparisons Holm's correction undoes it."""
+    real = [_run("real", 0, s, mmi=a) for s, a in enumerate((0.40, 0.46, 0.43))]
+    mix = [_run("mix", 1, s, mmi=a) for s, a in enumerate((0.49, 0.55, 0.52))]
+    (alone,) = results.what_helps_rows(real + mix, keys=("mmi",))
+    assert alone[4] == alone[5] == "0.035" and alone[7] == "helps, by 9.0 points (Holm over 1 comparison)"
+    others = [_run("mix", k, s, mmi=a) for k in (2, 3, 4, 5) for s, a in enumerate((0.41, 0.47, 0.44))]
+    rows = results.what_helps_rows(real + mix + others, keys=("mmi",))
+    assert rows[0][4] == "0.035" and rows[0][5] == "0.175"  # 5 x 0.035
+    assert rows[0][7].startswith("no measurable difference") and rows[0][7].endswith("(Holm over 5 comparisons)")
+
+
+def test_what_helps_summary_is_written_from_the_numbers() -> None:
+    runs = [_run("real", 0, s, mmi=0.40 + 0.02 * s) for s in range(3)]
+    runs += [_run("mix", 2, s, mmi=0.60 + 0.02 * s) for s in range(3)]
+    runs += [_run("synth", 1, 0, mmi=0.3), _run("synth", 3, 0, mmi=0.35)]
+    text = results.what_helps_summary(runs, keys=("mmi",))
+    assert "2 comparisons, 2 of them tests (Holm's correction over those 2" in text and "1-3 seeds" in text
+    assert "- real + k=2 vs real only on MMI: +20.0 pts" in text and "one seed" in text
+    assert "no evidence that the change does nothing" in text
+    assert "1 seed" not in results.what_helps_summary(runs[:6], keys=("mmi",)).split("Holm")[0]
 
 
 def test_vgg_keeps_the_recipe_but_its_own_epoch_cap() -> None:
@@ -330,7 +364,7 @@ def test_notebook_05_refuses_parameters_that_mean_nothing() -> None:
 def test_identical_arms_say_so_instead_of_a_zero_detectable_difference() -> None:
     runs = [_run("real", 0, s, mmi=0.5) for s in range(2)] + [_run("mix", 1, s, mmi=0.5) for s in range(2)]
     (row,) = results.what_helps_rows(runs, keys=("mmi",))
-    assert row[5] == "–" and row[6].startswith("the same on every test subject and seed")
+    assert row[4] == row[5] == row[6] == "–" and row[7].startswith("the same on every test subject and seed")
     assert results.detectable_rows(runs, keys=("mmi",)) == []
 
 
