@@ -87,7 +87,7 @@ def with_seeds(estimate: Estimate) -> str:
 
 
 def summarise(runs: Sequence[RunResult], key: str) -> Estimate:
-    """Accuracy on split/database ``key`` of the seeds of one configuration: seeds and test subjects resampled."""
+    """Accuracy on split/database ``key`` of the seeds of one configuration, over seeds and test subjects."""
     if not runs:
         raise ValueError(f"no runs to summarise for {key!r}")
     missing = [r.name for r in runs if scored(r, key) is None]
