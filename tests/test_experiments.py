@@ -199,15 +199,23 @@ def test_what_helps_does_not_depend_on_how_seeds_are_numbered() -> None:
                                                                                          keys=("mmi",))
 
 
+def test_a_seed_not_scored_where_the_others_are_is_named_not_dropped() -> None:
+    real = [_run("real", 0, s, mmi=0.4) for s in range(2)] + [_run("real", 0, 2)]  # seed 2: no MMI score
+    mix = [_run("mix", 1, s, mmi=0.5) for s in range(3)]
+    with pytest.raises(ValueError, match="real0-2 not scored on 'mmi'"):
+        results.paired_difference(mix, real, "mmi")
+    assert results.paired_difference(mix, real, "ckplus") is None  # no run scored there: no comparison
+
+
 def test_holm_turns_a_lone_row_flag_into_no_verdict_among_many() -> None:
-    """One row at p 0.035 alone reads "helps"; among four more comparisons Holm's correction undoes it."""
+    """One row at p 0.022 alone reads "helps"; among four more comparisons Holm's correction undoes it."""
     real = [_run("real", 0, s, mmi=a) for s, a in enumerate((0.40, 0.46, 0.43))]
     mix = [_run("mix", 1, s, mmi=a) for s, a in enumerate((0.49, 0.55, 0.52))]
     (alone,) = results.what_helps_rows(real + mix, keys=("mmi",))
-    assert alone[4] == alone[5] == "0.035" and alone[7] == "helps, by 9.0 points (Holm over 1 comparison)"
+    assert alone[4] == alone[5] == "0.022" and alone[7] == "helps, by 9.0 points (Holm over 1 comparison)"
     others = [_run("mix", k, s, mmi=a) for k in (2, 3, 4, 5) for s, a in enumerate((0.41, 0.47, 0.44))]
     rows = results.what_helps_rows(real + mix + others, keys=("mmi",))
-    assert rows[0][4] == "0.035" and rows[0][5] == "0.175"  # 5 x 0.035
+    assert rows[0][4] == "0.022" and rows[0][5] == "0.108"  # 5 x 0.0216
     assert rows[0][7].startswith("no measurable difference") and rows[0][7].endswith("(Holm over 5 comparisons)")
 
 
