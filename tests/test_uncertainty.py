@@ -54,7 +54,7 @@ def test_coverage_and_type_one_error(sc: Scenario) -> None:
 
 def test_an_accuracy_from_two_seeds_that_dominate_falls_short_as_documented() -> None:
     """The known weakness (docs/statistics.md): from 2 seeds the plug-in Satterthwaite df is optimistic where the
-    seeds carry most of the variance, and an arm's accuracy is covered 87-89 % of the time (a difference, with
+    seeds carry most of the variance, and an arm's accuracy is covered about 88-89 % of the time (a difference, with
     two arms' seeds, keeps 95 %). This pins it, so that a change for the worse shows."""
     acc, diff, null = cell(SEEDS_2)
     assert 0.84 <= acc < 0.95 and at_least(diff, 0.95) and null <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / EXPERIMENTS)
