@@ -275,6 +275,9 @@ def reading(estimate: Estimate, adjusted: float, family: int, alpha: float = 0.0
                 f"({among})")
     if adjusted < alpha:
         return f"{'helps' if estimate.value > 0 else 'hurts'}, by {100 * abs(estimate.value):.1f} points ({among})"
+    if estimate.p_value < alpha:
+        return (f"no verdict: p {estimate.p_value:.3f} alone, but not below {alpha} after the correction "
+                f"({among})")
     return (f"no measurable difference: a true one below {100 * estimate.mdd():.1f} points would often be missed, so "
             f"this is not evidence of no effect ({among})")
 
@@ -327,7 +330,7 @@ def what_helps_summary(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TA
     if passed:
         lines.append(f"{len(passed)} pass the correction:")
         lines += [f"- {change} on {TARGETS.get(key, key)}: {e.text(points=True)}, seeds {e.seeds_text()}"
-                  f"{' (one seed: beyond the test subjects’ noise only)' if not e.seed_spread_measured else ''}"
+                  f"{' (one seed: beyond the test subjects' noise only)' if not e.seed_spread_measured else ''}"
                   for change, key, e in passed]
     else:
         lines.append("None passes the correction.")

@@ -127,7 +127,8 @@ class Estimate:
             arms = 1 if self.seeds_b is None else 2
             seed_part = self.seed_var if seeds is None else self.seed_unit_var / planned
             var = seed_part + self.subject_var
-            df = _satterthwaite([(seed_part, arms * (planned - 1)), (self.subject_var, self.subjects - 1)])
+            df = self.df if seeds is None else _satterthwaite([(seed_part, arms * (planned - 1)),
+                                                               (self.subject_var, self.subjects - 1)])
         # near 0 or 100 % the interval is wider than the components say (module doc, step 6): keep that excess
         implied = ((self.high - self.low) / (2 * stats.t.ppf((1 + self.level) / 2, self.df))) ** 2
         var += max(implied - (self.seed_var or 0.0) - self.subject_var, 0.0)

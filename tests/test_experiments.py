@@ -216,7 +216,7 @@ def test_holm_turns_a_lone_row_flag_into_no_verdict_among_many() -> None:
     others = [_run("mix", k, s, mmi=a) for k in (2, 3, 4, 5) for s, a in enumerate((0.41, 0.47, 0.44))]
     rows = results.what_helps_rows(real + mix + others, keys=("mmi",))
     assert rows[0][4] == "0.022" and rows[0][5] == "0.108"  # 5 x 0.0216
-    assert rows[0][7].startswith("no measurable difference") and rows[0][7].endswith("(Holm over 5 comparisons)")
+    assert rows[0][7] == "no verdict: p 0.022 alone, but not below 0.05 after the correction (Holm over 5 comparisons)"
 
 
 def test_what_helps_summary_is_written_from_the_numbers() -> None:
