@@ -292,12 +292,17 @@ def what_helps(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS)) 
     return found
 
 
+def _holm_family(found: Sequence[tuple[str, str, Estimate]]) -> tuple[list[float], int]:
+    """Holm-adjusted p of every comparison (NaN where it is no test) and the family's size: its tests."""
+    family = [e.p_value if testable(e) else math.nan for _, _, e in found]
+    return holm(family), sum(math.isfinite(p) for p in family)
+
+
 def what_helps_rows(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TARGETS)) -> list[list[str]]:
     """One row per change and test set: difference, its CI, p and Holm-adjusted p (the family: every testable
     row of this table), the smallest detectable difference and a reading that names the family's size."""
     found = what_helps(runs, keys)
-    family = [e.p_value if testable(e) else math.nan for _, _, e in found]
-    adjusted, size = holm(family), sum(math.isfinite(p) for p in family)
+    adjusted, size = _holm_family(found)
     rows = []
     for (change, key, estimate), p_holm in zip(found, adjusted):
         only = "" if estimate.seed_spread_measured else " (subjects only)"
@@ -316,22 +321,21 @@ def what_helps_summary(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TA
     found = what_helps(runs, keys)
     if not found:
         return "No comparison could be made: it needs two configurations scored on the same test set."
-    family = [e.p_value if testable(e) else math.nan for _, _, e in found]
-    adjusted, size = holm(family), sum(math.isfinite(p) for p in family)
+    adjusted, size = _holm_family(found)
     seeds = sorted({n for _, _, e in found for n in (e.seeds, e.seeds_b)})
     one_seed = not all(e.seed_spread_measured for _, _, e in found)
     passed = [(c, k, e) for (c, k, e), p in zip(found, adjusted) if p < alpha]
-    lines = [f"Read (written from the table): {len(found)} comparisons, {size} of them tests (Holm's correction "
-             f"over those {size}, alpha {alpha}); arms ran {_span(seeds)} seed{'s' if seeds[-1] > 1 else ''} each."]
+    lines = [f"Read (written from the table): {len(found)} comparison{'s' if len(found) != 1 else ''}, {size} of "
+             f"them tests (Holm's correction over those {size}, alpha {alpha}); arms ran {_span(seeds)} seed{'s' if seeds[-1] > 1 else ''} each."]
     if one_seed:
         lines.append("Where an arm ran one seed the seed spread is not measured: such a row says only whether a "
                      "difference exceeds what resampling the test subjects gives, never that a change helps; seeds "
                      "alone can move an accuracy by several points.")
     if passed:
         lines.append(f"{len(passed)} pass the correction:")
+        caveat = " (one seed: beyond the test subjects' noise only, no verdict)"
         lines += [f"- {change} on {TARGETS.get(key, key)}: {e.text(points=True)}, seeds {e.seeds_text()}"
-                  f"{' (one seed: beyond the test subjects' noise only)' if not e.seed_spread_measured else ''}"
-                  for change, key, e in passed]
+                  f"{'' if e.seed_spread_measured else caveat}" for change, key, e in passed]
     else:
         lines.append("None passes the correction.")
     lines.append("A row that does not pass is no evidence that the change does nothing: differences below its "
