@@ -326,7 +326,8 @@ def what_helps_summary(runs: Sequence[RunResult], keys: Sequence[str] = tuple(TA
     one_seed = not all(e.seed_spread_measured for _, _, e in found)
     passed = [(c, k, e) for (c, k, e), p in zip(found, adjusted) if p < alpha]
     lines = [f"Read (written from the table): {len(found)} comparison{'s' if len(found) != 1 else ''}, {size} of "
-             f"them tests (Holm's correction over those {size}, alpha {alpha}); arms ran {_span(seeds)} seed{'s' if seeds[-1] > 1 else ''} each."]
+             f"them tests (Holm's correction over those {size}, alpha {alpha}); arms ran {_span(seeds)} "
+             f"seed{'s' if seeds[-1] > 1 else ''} each."]
     if one_seed:
         lines.append("Where an arm ran one seed the seed spread is not measured: such a row says only whether a "
                      "difference exceeds what resampling the test subjects gives, never that a change helps; seeds "
