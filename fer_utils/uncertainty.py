@@ -30,11 +30,11 @@ MOVER for differences)
        This is the cluster-robust (sandwich) variance of a ratio estimator with subjects as clusters; it stays
        fixed when more seeds are run, which ``Estimate.mdd`` relies on.
     5. Degrees of freedom: Welch-Satterthwaite from the components (subject: J - 1; each arm's seed part:
-       S - 1). No tuned constant: where 2-3 seeds carry most of the variance the plug-in df is optimistic and
-       coverage falls short of nominal; docs/statistics.md gives the measured grid.
+       S - 1). No tuned constant: where 2 seeds carry most of the variance the plug-in df is optimistic and an
+       accuracy's coverage falls to 89-92 %; docs/statistics.md gives the measured grid.
     6. Interval for an accuracy: Wilson's score interval with a t quantile (df of step 5) and the effective
-       number of faces n_eff = acc (1 - acc) / V (V over the binomial variance of n_eff faces: the design effect
-       of the clusters and seeds). It stays inside [0, 1] and is asymmetric near the bounds, where a Wald interval
+       number of faces n_eff = acc (1 - acc) / V (as many independent faces as give the variance V; N / n_eff is
+       the design effect of the clusters and seeds). It stays inside [0, 1] and is asymmetric near the bounds, where a Wald interval
        under-covered (81-86 % at 97-99 % accuracy). At 0 or 100 % (or where nothing varies) V is 0 and the
        design effect cannot be estimated: n_eff = J, its largest value (a subject's faces read as one), so the
        interval never has zero width.
@@ -44,8 +44,8 @@ MOVER for differences)
        95 % interval excludes 0); an accuracy's p-value tests value == 0 the same way.
     8. Minimal detectable difference: (t_{1-alpha/2} + t_power) sqrt(seed part at S' seeds per arm + subject
        part + what the interval adds near 0 or 100 %), df as in step 5; with one seed only the subjects-only
-       floor is known. An interval of zero width (identical arms): an error, never a detectable difference of 0.
-    Non-finite input counts are refused by name; a non-finite variance gives NaN everywhere (p NaN), never p 0.
+       floor is known. Nothing to scale from (zero width, zero variance): an error, never a difference of 0.
+    Non-finite input counts are refused by name; an interval whose limits are not finite gets p NaN, never 0.
 """
 from __future__ import annotations
 
