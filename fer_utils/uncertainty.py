@@ -34,10 +34,10 @@ MOVER for differences)
        accuracy's coverage falls to 89-92 %; docs/statistics.md gives the measured grid.
     6. Interval for an accuracy: Wilson's score interval with a t quantile (df of step 5) and the effective
        number of faces n_eff = acc (1 - acc) / V (as many independent faces as give the variance V; N / n_eff is
-       the design effect of the clusters and seeds). It stays inside [0, 1] and is asymmetric near the bounds, where a Wald interval
-       under-covered (81-86 % at 97-99 % accuracy). At 0 or 100 % (or where nothing varies) V is 0 and the
-       design effect cannot be estimated: n_eff = J, its largest value (a subject's faces read as one), so the
-       interval never has zero width.
+       the design effect of the clusters and seeds). It stays inside [0, 1] and is asymmetric near the bounds,
+       where a Wald interval under-covered (81-86 % at 97-99 % accuracy). At 0 or 100 % (or where nothing
+       varies) V is 0 and the design effect cannot be estimated: n_eff = J, its largest value (a subject's
+       faces read as one), so the interval never has zero width.
     7. Interval for a difference: Newcombe's MOVER from the two arms' step-6 intervals, with the correlation of
        the arm means that makes its interior limit the t interval of the difference's variance (steps 3-4). It
        stays inside [-1, 1]. p-value: the level at which the interval reaches 0 (so p < 0.05 exactly when the
