@@ -106,6 +106,7 @@ def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
+    from .executors import check_executor
     from .sweep import prepare_inputs, run_sweep, sweep_estimate, sweep_plan, sweep_status
 
     plan = sweep_plan(cfg)
@@ -115,6 +116,7 @@ def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     if args.plan:
         print(sweep_estimate(cfg, plan)[1])
         return 0
+    check_executor(cfg, args.executor or cfg.sweep.executor, args.scheduler or "")  # before inputs take minutes
     unprepared = prepare_inputs(cfg, plan)  # once, here: the workers only read the world, the cache and the units
     plan = [config for config in plan if config not in unprepared]
     failures = run_sweep(cfg, plan, executor=args.executor, workers=args.workers or 0, scheduler=args.scheduler or "")

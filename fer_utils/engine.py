@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from .runtime import (
     resolve_device,
     resolve_precision,
     seed_everything,
+    torch_threads,
     usable_cores,
 )
 
@@ -83,9 +83,9 @@ class _State:
 
 def _set_threads(device: torch.device) -> None:
     """Use every core this process may run on (CPU is a first-class target), unless OMP_NUM_THREADS says how many
-    (e.g. two jobs sharing a machine), as torch itself would."""
-    if device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(usable_cores())
+    (e.g. two jobs sharing a machine; also when set after torch started, as a sweep's worker does)."""
+    if device.type == "cpu":
+        torch.set_num_threads(torch_threads(usable_cores()))
 
 
 def _to_device(split: ArraySplit, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

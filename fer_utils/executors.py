@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import EXECUTORS, Config, ConfigError, InputError
 from .experiments import Identity, kept_run, run_experiment, run_name, run_params
-from .runtime import resolve_device
+from .runtime import resolve_device, torch_threads
 
 Run = tuple[str, int, int]  # experiment, ratio, seed
 POLL_S = 0.2
@@ -48,8 +48,12 @@ def default_workers(workers: int = 0) -> int:
 
 
 def threads_per_worker(workers: int) -> int:
-    """Cores // workers (at least 1): each worker's torch threads, so the workers share the machine."""
-    return max(1, cores() // workers)
+    """Each worker's torch threads: ``OMP_NUM_THREADS`` where the driver sets it, else cores // workers (at least 1).
+
+    A run's bits depend on its thread count (the convolutions sum in another order), so ``OMP_NUM_THREADS``
+    gives a run the same threads, and the same bits, on every executor as in a serial sweep (docs/running.md).
+    """
+    return torch_threads(max(1, cores() // workers))
 
 
 def run_path(cfg: Config, run: Run) -> Path:
@@ -90,6 +94,7 @@ class Backend:
     name = ""
     slots = 1
     threads = 0
+    where = ""  # where the runs train, in words, for the sweep's first line
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         raise NotImplementedError
@@ -127,6 +132,8 @@ class LocalBackend(Backend):
         self.threads = threads_per_worker(self.slots)
         self._context = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
+        self.where = (f"{self.slots} worker processes here, one GPU each" if gpus
+                      else f"{self.slots} worker processes here, {self.threads} torch threads each")
 
     def _new_pool(self):
         from concurrent.futures import ProcessPoolExecutor
@@ -162,22 +169,18 @@ class DaskBackend(Backend):
         timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
         self.cluster = None
         if scheduler:
-            try:
-                self.client = distributed.Client(scheduler, timeout=f"{timeout_s}s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ExecutorError(
-                    f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); start one there with "
-                    f"`dask scheduler` and workers with `dask worker {scheduler}`, check the address and port, "
-                    "or leave --scheduler out for a cluster on this machine") from None
+            self.client = _connect(distributed, scheduler, timeout_s)
             nthreads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
             self.slots = max(1, nthreads)
             self.threads = 0  # the workers' owners chose their threads
+            self.where = f"the Dask scheduler at {scheduler}, {self.slots} worker threads"
         else:
             self.threads = threads_per_worker(workers)
             self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                     host="127.0.0.1", dashboard_address=None)
             self.client = distributed.Client(self.cluster)
             self.slots = workers
+            self.where = f"a Dask LocalCluster of {workers} processes here, {self.threads} torch threads each"
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         return self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
@@ -209,9 +212,22 @@ class SlurmBackend(Backend):
         self.executor.update_parameters(**params)
         self.slots = workers if self.local else 10_000  # Slurm queues the jobs itself
         self.threads = threads_per_worker(workers) if self.local else s.slurm_cpus
+        self.where = (f"no sbatch on PATH, so submitit's local executor: {workers} jobs at once on this machine, "
+                      f"not Slurm" if self.local else f"Slurm through submitit, {s.slurm_cpus} CPUs per job")
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         return self.executor.submit(task, cfg, *run, self.threads)
+
+
+def _connect(distributed: Any, scheduler: str, timeout_s: float) -> Any:
+    """A client of the Dask scheduler at ``scheduler``, or an ExecutorError saying what to start."""
+    try:
+        return distributed.Client(scheduler, timeout=f"{timeout_s}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); start one there with "
+            f"`dask scheduler` and workers with `dask worker {scheduler}`, check the address and port, "
+            "or leave --scheduler out for a cluster on this machine") from None
 
 
 def _extra(module: str, extra: str) -> Any:
@@ -223,6 +239,22 @@ def _extra(module: str, extra: str) -> Any:
     except ImportError:
         raise ExecutorError(f"the {extra} executor needs {module}, which is not installed: "
                             f"pip install -e .[{extra}]") from None
+
+
+def check_executor(cfg: Config, executor: str, scheduler: str = "") -> None:
+    """Refuse an executor that cannot start (a missing extra, an unreachable scheduler) before inputs are prepared.
+
+    Preparing a fresh paper preset generates up to 20 units first: a mistake must not wait for that.
+    """
+    if executor == "dask":
+        distributed = _extra("distributed", "dask")
+        address = scheduler or cfg.sweep.scheduler
+        if address:
+            _connect(distributed, address, CONNECT_TIMEOUT_S).close()
+    elif executor == "slurm":
+        _extra("submitit", "slurm")
+    elif executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
 
 
 def make_backend(cfg: Config, executor: str, workers: int = 0, scheduler: str = "") -> Backend:

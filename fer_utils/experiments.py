@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from .config import EXPERIMENTS, Config, ConfigError, DataError, InputError, TrainConfig, require_path
@@ -257,7 +258,7 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
             save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
                         "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
-                        "precision": result.precision}
+                        "precision": result.precision, "threads": torch.get_num_threads()}
             save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, identity["splits"],
                      metrics, result.history, fit_info, data_sources(tests) | notes)
             done[result.seed] = finished_run(paths[result.seed], params, identity)

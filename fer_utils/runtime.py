@@ -189,6 +189,16 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def torch_threads(default: int) -> int:
+    """A run's torch threads: ``OMP_NUM_THREADS`` where set, else ``default``.
+
+    A CPU run's bits depend on its thread count (the convolutions sum in another order), so every executor
+    reads the same variable: the same run then gives the same bits wherever it trains (docs/running.md).
+    """
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else default
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """Map ``auto`` to cuda when present, else cpu; reject cuda on a machine without it."""
     if name == "auto":

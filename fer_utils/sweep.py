@@ -24,7 +24,9 @@ from .experiments import check_experiment, current_identity, run_experiment, run
 from .report import markdown_table
 
 GENERATED_UNIT_TRAIN = 109 * 6  # training faces of one generated unit: 109 identities x 6 expressions
-REAL_TRAIN = 1998  # training faces of the real experiment on the default preset (docs/performance.md)
+REAL_TRAIN = 1998  # training faces of the real experiment on the default preset (docs/performance.md) ...
+REAL_TRAIN_SUBJECTS = 109  # ... for its 109 training subjects: other presets scale it by their split.train_subjects
+RECENT_RUNS = 10  # the rate comes from the fastest of this many most recent CNN runs
 
 
 def sweep_plan(cfg: Config) -> list[tuple[str, int]]:
@@ -108,7 +110,7 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
         runs = sweep_runs(cfg, plan)
         todo = runs_to_do(cfg, runs)
         print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to do on {executor} "
-              f"({backend.slots} at once)")
+              f"({backend.slots} at once): {backend.where}")
         try:
             failures = executors.dispatch(cfg, todo, backend, task=task, progress=progress)
         finally:
@@ -149,11 +151,11 @@ def sweep_status(cfg: Config, plan: list[tuple[str, int]] | None = None) -> str:
 
 
 def _saved_records(cfg: Config) -> list[dict[str, Any]]:
-    """Every readable run record under ``results_dir`` (any params): what the estimate measures from."""
+    """Every readable run record under ``results_dir`` (any params), oldest first: what the estimate measures from."""
     import json
 
     records = []
-    for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json")):
+    for path in sorted(cfg.path(cfg.results_dir).glob("*/*.json"), key=lambda p: (p.stat().st_mtime, p)):
         try:
             saved = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -164,9 +166,21 @@ def _saved_records(cfg: Config) -> list[dict[str, Any]]:
 
 
 def _cores_of(record: dict[str, Any]) -> int:
-    """CPU cores of the machine that trained a run (``versions.machine``: 'Linux x86_64, 2 cpu')."""
+    """Torch threads a run trained with (``fit.threads``), else the cores of its machine (older records:
+    ``versions.machine``, 'Linux x86_64, 2 cpu')."""
+    if isinstance(record["fit"].get("threads"), int) and record["fit"]["threads"] > 0:
+        return record["fit"]["threads"]
     words = str(record.get("versions", {}).get("machine", "")).split()
     return int(words[-2]) if len(words) >= 2 and words[-1] == "cpu" and words[-2].isdigit() else 1
+
+
+def _rate_per_core(cnn: list[dict[str, Any]]) -> float:
+    """Img/s per core of an unloaded machine: the fastest of the ``RECENT_RUNS`` most recent CNN runs.
+
+    Runs trained while other jobs shared the machine are slower; a median would let them drag every later plan.
+    """
+    recent = cnn[-RECENT_RUNS:]  # records come oldest first
+    return max(r["fit"]["img_per_s"] / _cores_of(r) for r in recent) if recent else 100.0 / 2
 
 
 def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tuple[list[executors.Run], str]:
@@ -175,9 +189,10 @@ def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tu
     todo = runs_to_do(cfg, sweep_runs(cfg, plan))
     cnn = [r for r in _saved_records(cfg) if r.get("params", {}).get("model") == "cnn"
            and r["fit"].get("img_per_s") and "train" in r["metrics"]]
-    per_core = statistics.median(r["fit"]["img_per_s"] / _cores_of(r) for r in cnn) if cnn else 100.0 / 2
+    per_core = _rate_per_core(cnn)
     real = [r["metrics"]["train"]["n"] for r in cnn if r["experiment"] == "real"]
-    real_n = int(statistics.median(real)) if real else REAL_TRAIN
+    scaled = round(REAL_TRAIN * cfg.split.train_subjects / REAL_TRAIN_SUBJECTS)  # quick's 18 subjects: 330 (324 real)
+    real_n = int(statistics.median(real)) if real else scaled
     unit_n = GENERATED_UNIT_TRAIN
     mixes = [(r["metrics"]["train"]["n"] - real_n) / r["params"]["ratio"] for r in cnn
              if r["experiment"] == "mix" and r["params"].get("ratio")]
@@ -192,11 +207,14 @@ def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tu
         seconds += cpu_s
         lines.append(f"  {run_name(experiment, ratio, seed):<18} {faces:>7,} training faces  "
                      f"{cpu_s / 3600:6.2f} CPU-h")
-    source = (f"the median of {len(cnn)} saved CNN runs' fit.img_per_s per core" if cnn
-              else "no saved CNN run here: 50 img/s per core, docs/performance.md's 2-core CPUs")
-    how = (f"{len(todo)} runs to do, about {seconds / 3600:.1f} CPU-hours at most: {per_core:.1f} img/s per core "
-           f"({source}), {epochs} epochs each (early stopping often ends sooner), training faces "
-           f"{real_n:,} real{' (saved runs)' if real else ' (default preset)'} + {unit_n:,} per generated unit; "
+    source = (f"the fastest of the {min(len(cnn), RECENT_RUNS)} most recent saved CNN runs' fit.img_per_s per "
+              "core, i.e. an idle machine" if cnn else "no saved CNN run here: 50 img/s per core, "
+              "docs/performance.md's 2-core CPUs")
+    real_source = (" (saved runs)" if real else f" (the default preset's {REAL_TRAIN:,} for {REAL_TRAIN_SUBJECTS} "
+                   f"subjects, scaled to split.train_subjects = {cfg.split.train_subjects})")
+    how = (f"{len(todo)} runs to do, about {seconds / 3600:.1f} CPU-hours: {per_core:.1f} img/s per core "
+           f"({source}), {epochs} epochs each (early stopping often ends sooner; other jobs on the machine make it "
+           f"longer), training faces {real_n:,} real{real_source} + {unit_n:,} per generated unit; "
            "evaluation, start-up, the filter CNN and the generated units the filtered arm adds (up to 4 x k) "
            "not counted; VGG16 runs (notebook 07) are not part of the sweep")
     return todo, "\n".join([*lines, how])

@@ -68,10 +68,11 @@ def _cfg(root: Path):
 
 
 def _metrics(root: Path) -> dict[str, tuple]:
+    """Each run's metrics, history and torch threads: the same on every executor."""
     out = {}
     for path in sorted(root.glob("*/*.json")):
         saved = json.loads(path.read_text())
-        out[path.stem] = (saved["metrics"], saved["history"])
+        out[path.stem] = (saved["metrics"], saved["history"], saved["fit"]["threads"])
     return out
 
 
@@ -85,16 +86,17 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def serial(tmp_path, stand_in) -> dict[str, tuple]:
-    """The reference: the tiny sweep trained in a row here, one torch thread."""
+def serial(tmp_path, stand_in, monkeypatch) -> dict[str, tuple]:
+    """The reference: the tiny sweep trained in a row here, with OMP_NUM_THREADS=1 as every executor's run reads."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # after torch started: the engine itself must apply it
     try:
         assert sweep.run_sweep(_cfg(tmp_path / "serial"), PLAN, progress=False, executor="serial") == []
     finally:
         torch.set_num_threads(threads)
     metrics = _metrics(tmp_path / "serial")
     assert sorted(metrics) == ["mix-k1-seed0", "mix-k1-seed1", "real-seed0", "real-seed1"]
+    assert {threads for _, _, threads in metrics.values()} == {1}  # recorded in each run
     return metrics
 
 
@@ -120,10 +122,12 @@ def test_a_dask_local_cluster_gives_the_serial_metrics(serial, tmp_path, capsys)
     assert _metrics(root) == serial
 
 
-def test_submitit_local_executor_gives_the_serial_metrics(serial, tmp_path) -> None:
+def test_submitit_local_executor_gives_the_serial_metrics(serial, tmp_path, monkeypatch, capsys) -> None:
     pytest.importorskip("submitit")
+    monkeypatch.setattr(executors.shutil, "which", lambda name: None)  # no sbatch here, whatever this machine has
     root = tmp_path / "slurm"  # one configuration (two jobs): each job is a fresh process
     assert sweep.run_sweep(_cfg(root), PLAN[:1], progress=False, executor="slurm", workers=2, task=tiny_task) == []
+    assert "no sbatch on PATH, so submitit's local executor: 2 jobs at once on this machine" in capsys.readouterr().out
     assert _metrics(root) == {name: value for name, value in serial.items() if name.startswith("real")}
     assert list((root / "slurm").glob("*_log.out"))  # submitit's job logs, beside the results
 
@@ -187,8 +191,7 @@ def test_unreachable_scheduler_is_one_line_naming_it(monkeypatch, capsys) -> Non
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 1)
-    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: {})
-    monkeypatch.setattr(sweep, "runs_to_do", lambda cfg, runs: pytest.fail("ran before connecting"))
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: pytest.fail("inputs prepared before connecting"))
     address = f"tcp://127.0.0.1:{port}"
     assert main(["sweep", "--preset", "quick", "--executor", "dask", "--scheduler", address]) == 2
     err = capsys.readouterr().err.strip()
@@ -198,7 +201,7 @@ def test_unreachable_scheduler_is_one_line_naming_it(monkeypatch, capsys) -> Non
 @pytest.mark.parametrize("executor, module, extra", [("dask", "distributed", "dask"), ("slurm", "submitit", "slurm")])
 def test_a_missing_extra_names_the_pip_command(monkeypatch, capsys, executor, module, extra) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # import fails as when not installed
-    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: {})
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: pytest.fail("inputs prepared before the check"))
     assert main(["sweep", "--preset", "quick", "--executor", executor]) == 2
     assert f"pip install -e .[{extra}]" in capsys.readouterr().err
 

@@ -78,7 +78,7 @@ DRIVER_DEADLINE = 90  # seconds a driver may take to reach its kill point (2 bus
 def one_thread():
     """Train on one thread here, as the drivers do (``OMP_NUM_THREADS=1``), so numbers compare bit for bit."""
     before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # fer_utils.engine then leaves torch's thread count alone
+    os.environ["OMP_NUM_THREADS"] = "1"  # what fer_utils.engine gives every run (runtime.torch_threads)
     torch.set_num_threads(1)
     try:
         yield

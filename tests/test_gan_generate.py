@@ -65,6 +65,16 @@ def test_same_seed_same_bytes_and_an_interrupted_unit_is_redone(tiny_weights, tm
                               tmp_path / "a", progress=False)
 
 
+def test_a_second_call_says_it_reused_the_units_and_generated_none(tiny_weights, tmp_path, capsys):
+    cfg = tiny_cfg(tiny_weights, **{"generate.units": 1})
+    gen.generate_database(cfg, tmp_path / "g", progress=False)
+    assert capsys.readouterr().out.startswith("generated 1 units (144 identities x 6 expressions, ")
+    gen.generate_database(cfg, tmp_path / "g", progress=False)
+    out = capsys.readouterr().out
+    assert out.startswith("reused 1 units (144 identities") and "nothing to generate" in out
+    assert "identities/s" not in out  # no rate for work not done
+
+
 def test_missing_weights_name_the_key_and_path(tiny_weights, tmp_path):
     cfg = tiny_cfg(tiny_weights, **{"generate.stargan_weights": str(tmp_path / "nope.safetensors")})
     with pytest.raises(ConfigError, match=r"generate\.stargan_weights: .*nope\.safetensors"):

@@ -110,3 +110,29 @@ def test_a_filtered_arm_that_cannot_be_prepared_does_not_stop_the_others(made: l
     unprepared = sweep.prepare_inputs(load_config("quick"), plan)
     assert unprepared == {("mix-filtered", 3): "DataError: the filter kept none of the 864 generated faces"}
     assert made == ["world", 3]
+
+
+def test_plan_before_any_run_counts_the_presets_own_real_faces(tmp_path) -> None:
+    quick = load_config("quick", {"results_dir": str(tmp_path)})  # 18 training subjects: about 324 faces
+    assert "330 real (the default preset's 1,998 for 109 subjects" in sweep.sweep_estimate(quick, [("real", 0)])[1]
+    default = load_config("default", {"results_dir": str(tmp_path)})
+    assert "1,998 real" in sweep.sweep_estimate(default, [("real", 0)])[1]
+
+
+def test_slow_runs_of_a_loaded_machine_do_not_drag_the_plan(tmp_path) -> None:
+    import os
+
+    cfg = load_config("quick", {"results_dir": str(tmp_path)})
+    for i, img_per_s in enumerate([200.0, 180.0, 20.0, 22.0, 18.0, 21.0, 19.0]):  # older idle runs, then loaded ones
+        path = tmp_path / "real" / f"old-{i}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"experiment": "real", "params": {"model": "cnn"}, "metrics": {"train": {"n": 324}},
+                                    "fit": {"img_per_s": img_per_s, "threads": 2}}))
+        os.utime(path, (1000 + i, 1000 + i))
+    text = sweep.sweep_estimate(cfg, [("real", 0)])[1]
+    assert "100.0 img/s per core (the fastest of the 7 most recent saved CNN runs" in text  # a median: 10.5
+    for i in range(7, 7 + sweep.RECENT_RUNS):  # a machine measured slower for longer: the old fast runs age out
+        path = tmp_path / "real" / f"old-{i}.json"
+        path.write_text((tmp_path / "real" / "old-2.json").read_text())
+        os.utime(path, (1000 + i, 1000 + i))
+    assert "10.0 img/s per core" in sweep.sweep_estimate(cfg, [("real", 0)])[1]

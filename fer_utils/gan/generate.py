@@ -76,10 +76,12 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     recipe = {"weights": {model: file_sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
               "seed": cfg.generate.seed, "stargan_size": pipe.size, "margin": pipe.margin}
     bar = tqdm(total=units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
+    written = []
     for unit in range(units):
         marker = root / f".u{unit:02d}.done.json"
         if not marker.is_file():
             write_json(marker, dict(_write_unit(root, unit, pipe, cfg, bar), recipe=recipe))
+            written.append(unit)
         bar.n = (unit + 1) * IDENTITIES_PER_UNIT
         bar.refresh()
     bar.close()
@@ -92,8 +94,14 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
         done[stats["unit"]] = stats
     manifest = _manifest(cfg, paths, pipe, done)
     write_json(root / MANIFEST, manifest)
-    print(f"generated {manifest['identities']} identities x 6 expressions in {root} "
-          f"({manifest['identities_per_s']:.1f} identities/s; centred crop for {manifest['crops'].get('centre', 0)})")
+    if written:  # the rate of this call's units only: reused units took no time now
+        rate = len(written) * IDENTITIES_PER_UNIT / max(sum(done[u]["seconds"] for u in written), 1e-9)
+        print(f"generated {len(written)} units ({len(written) * IDENTITIES_PER_UNIT} identities x 6 expressions, "
+              f"{rate:.1f} identities/s), reused {len(done) - len(written)}, in {root}; centred crop for "
+              f"{manifest['crops'].get('centre', 0)} of {manifest['identities']}")
+    else:
+        print(f"reused {len(done)} units ({manifest['identities']} identities x 6 expressions) in {root}: "
+              "nothing to generate")
     return root
 
 
