@@ -12,7 +12,7 @@ EXECUTED := results/notebooks
 comma := ,
 PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: help reproduce test lab bench sweep clean
+.PHONY: help reproduce test lab bench sweep clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,7 @@ reproduce: $(VENV)/.stamp-test  ## the whole paper on params/$(PRESET).yaml: not
 	$(call run_notebooks,$(BEFORE_SWEEP))
 	$(PY) -m fer_utils sweep --preset $(PRESET)
 	$(call run_notebooks,$(AFTER_SWEEP))
+	$(PY) -m fer_utils publish-notebooks --preset $(PRESET) --executed $(EXECUTED)
 	@echo "make reproduce (preset $(PRESET)): $$(( ($$(date +%s) - $$(cat $(EXECUTED)/.started)) / 60 )) min after set-up"
 
 test: $(VENV)/.stamp-test  ## ruff (settings in pyproject.toml), then unit tests + notebooks under nbval on the quick preset
@@ -44,8 +45,9 @@ test: $(VENV)/.stamp-test  ## ruff (settings in pyproject.toml), then unit tests
 
 # JupyterLab exits at once when run as root (most containers) unless given --allow-root, so the
 # recipe passes it only then; LAB_ARGS adds options (tests/test_lab.py: --no-browser, port, ...).
+# The test extra holds JupyterLab, so after `make test` the server starts without installing anything.
 LAB_ARGS ?=
-lab: $(VENV)/.stamp-test $(VENV)/.stamp-lab  ## open JupyterLab on the notebooks (LAB_ARGS: more options)
+lab: $(VENV)/.stamp-test  ## open JupyterLab on the notebooks (LAB_ARGS: more options)
 	$(VENV)/bin/jupyter lab $$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS) notebooks/
 
 bench: $(VENV)/.stamp-test  ## every speed benchmark, as ratios to a baseline run alongside
@@ -62,6 +64,9 @@ SWEEP_ARGS = $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(WORKERS),--workers 
 sweep: $(VENV)/.stamp-test  ## every arm over every ratio and seed of the preset (EXECUTOR, WORKERS, SCHEDULER)
 	$(PY) -m fer_utils sweep --preset $(PRESET) $(SWEEP_ARGS)
 
-clean:  ## remove the venv, caches and run outputs (not data/ or figures/)
-	rm -rf $(VENV) results .pytest_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+clean:  ## remove run outputs and caches: results/ (every preset's runs), .pytest_cache (not .venv, data/, figures/)
+	rm -rf results .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean  ## clean, and remove .venv (data/ stays: delete data/<preset> to write the world again)
+	rm -rf $(VENV)

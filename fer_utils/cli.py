@@ -125,6 +125,14 @@ def _cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     return 1 if failures or unprepared else 0
 
 
+def _cmd_publish_notebooks(cfg: Config, args: argparse.Namespace) -> int:
+    from .walkthroughs import publish_notebooks
+
+    pages = publish_notebooks(cfg, cfg.path(args.executed))
+    print(f"published {len(pages)} notebooks in {pages[0].parent}")
+    return 0
+
+
 def _cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     module = importlib.import_module(f"fer_utils.benchmarks.{args.target}")
     module.run(cfg)
@@ -213,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="print done / to do per configuration; run nothing")
     p.add_argument("--plan", action="store_true", help="print the runs to do and their expected CPU-hours; run nothing")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("publish-notebooks", parents=[common],
+                       help="the executed notebooks as Markdown + figures (docs/notebooks for the default preset)")
+    p.add_argument("--executed", default="results/notebooks", help="folder of executed notebooks (make reproduce's)")
+    p.set_defaults(func=_cmd_publish_notebooks)
 
     p = sub.add_parser("bench", parents=[common], help="speed benchmarks, as ratios to a baseline")
     p.add_argument("target", choices=available_benchmarks())

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"engine", "evaluate"},
     {"gan"},
     {"filtering", "experiments", "results", "calibrate"},
-    {"inputs", "sweep", "executors", "benchmarks", "notebook_params"},
+    {"inputs", "sweep", "executors", "benchmarks", "notebook_params", "walkthroughs"},
     {"cli", "__main__"},
 ]
 WITHIN = {("runtime", "config"), ("preview", "preprocess"), ("results", "experiments"), ("experiments", "filtering"),

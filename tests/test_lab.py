@@ -7,6 +7,7 @@ makes JupyterLab exit at once ("Running as root is not recommended"): this test 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,8 +60,10 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.timeout(START_TIMEOUT_S + STOP_TIMEOUT_S + 30)
-def test_make_lab_serves_the_notebooks_and_stops(tmp_path: Path):
+@contextlib.contextmanager
+def running_lab(tmp_path: Path) -> Iterator[tuple[str, str, Callable[[], str]]]:
+    """`make lab` started headless on a free port: yields (base URL, token, log reader), then stops it and checks
+    that every process it started is gone and the server shut down cleanly."""
     venv = Path(sys.prefix)  # the environment running the tests: .venv under `make test`
     if shutil.which("make") is None:
         _missing("make is not on PATH")
@@ -68,8 +72,7 @@ def test_make_lab_serves_the_notebooks_and_stops(tmp_path: Path):
 
     port, token = _free_port(), secrets.token_hex(16)
     lab_args = f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0"
-    cmd = ["make", "--no-print-directory", f"VENV={venv}", f"LAB_ARGS={lab_args}",
-           "-o", f"{venv}/.stamp-test", "-o", f"{venv}/.stamp-lab", "lab"]
+    cmd = ["make", "--no-print-directory", f"VENV={venv}", f"LAB_ARGS={lab_args}", "-o", f"{venv}/.stamp-test", "lab"]
     # Jupyter's config, runtime and data dirs in tmp_path: no user config (a password, a port) applies
     # and nothing is written under $HOME. The token goes by environment, not on the command line.
     env = {k: v for k, v in os.environ.items()
@@ -93,7 +96,7 @@ def test_make_lab_serves_the_notebooks_and_stops(tmp_path: Path):
             if proc.poll() is not None:
                 pytest.fail(f"make lab exited with status {proc.returncode} before serving\n{log()}")
             try:
-                status, body = _get(f"{base}/api/contents", token)
+                status, _ = _get(f"{base}/api/contents", token)
             except OSError:  # not listening yet
                 status = None
             if status == 200:
@@ -101,14 +104,7 @@ def test_make_lab_serves_the_notebooks_and_stops(tmp_path: Path):
             assert status is None, f"GET /api/contents: HTTP {status}\n{log()}"
             assert time.monotonic() < deadline, f"no answer on port {port} in {START_TIMEOUT_S} s\n{log()}"
             time.sleep(0.25)
-
-        # `make lab` serves notebooks/ as the root, so its notebooks are the top-level listing
-        listing = json.loads(body)
-        served = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
-        on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-        assert on_disk, "no notebooks under notebooks/"
-        assert served == on_disk, f"served {served}, on disk {on_disk}"
-        assert _get(f"{base}/api/contents", None)[0] == 403, "the server answers without the token"
+        yield base, token, log
     finally:
         if _group_alive(pgid):
             os.killpg(pgid, signal.SIGTERM)
@@ -127,3 +123,17 @@ def test_make_lab_serves_the_notebooks_and_stops(tmp_path: Path):
     # a clean shutdown removes the server's jpserver-<pid>.json; a killed server leaves it behind
     left = sorted(p.name for p in (tmp_path / "runtime").glob("jpserver-*.json"))
     assert not left, f"the server did not shut down cleanly (left {left})\n{log()}"
+
+
+@pytest.mark.timeout(START_TIMEOUT_S + STOP_TIMEOUT_S + 30)
+def test_make_lab_serves_the_notebooks_and_stops(tmp_path: Path):
+    with running_lab(tmp_path) as (base, token, log):
+        status, body = _get(f"{base}/api/contents", token)
+        assert status == 200, f"GET /api/contents: HTTP {status}\n{log()}"
+        # `make lab` serves notebooks/ as the root, so its notebooks are the top-level listing
+        listing = json.loads(body)
+        served = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
+        on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+        assert on_disk, "no notebooks under notebooks/"
+        assert served == on_disk, f"served {served}, on disk {on_disk}"
+        assert _get(f"{base}/api/contents", None)[0] == 403, "the server answers without the token"
