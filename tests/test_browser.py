@@ -6,6 +6,7 @@ screenshot is kept under results/browser/ for a person to look at.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -49,13 +50,23 @@ def test_a_notebook_runs_in_jupyterlab_in_a_browser(tmp_path: Path) -> None:
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
             cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
             cells.first.wait_for()
+            # a fresh profile may ask which kernel (the notebook names python3) and offer Jupyter's news
+            accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+            with contextlib.suppress(sync_api.TimeoutError):
+                accept.wait_for(timeout=10_000)
+                accept.click()
+            with contextlib.suppress(sync_api.TimeoutError):
+                page.locator(".jp-Notification-Toast-Close").first.click(timeout=2_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")  # the kernel started
             cells.first.click()
             for _ in range(CELLS):  # run each cell and move to the next, as a reader presses Shift+Enter
                 page.keyboard.press("Shift+Enter")
-            output = page.locator(".jp-OutputArea-output", has_text=EXPECTED)
+            counted = page.locator(".jp-CodeCell", has_text="count_parameters(build_model")
+            output = counted.locator(".jp-OutputArea-output", has_text=EXPECTED)
             try:
                 output.first.wait_for()
+                prompt = counted.locator(".jp-OutputArea-prompt").first.inner_text()
+                assert prompt.strip("[]: ").isdigit(), f"no execution count beside the output: {prompt!r}"
             finally:
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT))
