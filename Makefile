@@ -23,11 +23,12 @@ $(VENV)/.stamp-%: pyproject.toml constraints.txt
 	$(PIP) --quiet -e ".[$(if $(filter test,$*),test$(comma)dask$(comma)slurm,$*)]"
 	@touch $@
 
-# papermill each notebook given in $(1) on the preset, into $(EXECUTED)
+# papermill each notebook given in $(1) on the preset, into $(EXECUTED); --log-output prints the cells' output
+# (training progress included) as they run
 define run_notebooks
 	@set -e; for nb in $(1); do \
 	  echo "== $$nb (preset $(PRESET))"; \
-	  $(VENV)/bin/papermill --cwd notebooks "$$nb" "$(EXECUTED)/$$(basename $$nb)" -p preset $(PRESET); \
+	  $(VENV)/bin/papermill --log-output --cwd notebooks "$$nb" "$(EXECUTED)/$$(basename $$nb)" -p preset $(PRESET); \
 	done
 endef
 

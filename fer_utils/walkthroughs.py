@@ -19,6 +19,7 @@ from .report import RESULTS_MD, sections
 
 PUBLISHED = Path("docs/notebooks")  # the default preset's pages, from the project root
 _MARK = re.compile(r"^<!-- published: preset (\S+), results (\w+) -->$", re.M)
+_UP_LINK = re.compile(r"\]\((\.\./[^)\s]+)\)")  # a notebook's link to a page of the project: relative to notebooks/
 
 
 def results_digest(tables: Mapping[str, str]) -> str:
@@ -43,7 +44,14 @@ def shown_tables(cfg: Config) -> dict[str, str]:
     return {path.stem: path.read_text() for path in sorted((cfg.path(cfg.results_dir) / "tables").glob("*.md"))}
 
 
-def _page(notebook: Path, header: str, files: str) -> tuple[str, dict[str, bytes]]:
+def _relink(text: str, out: Path) -> str:
+    """Point the notebooks' relative links (``../docs/x.md``, from notebooks/) at the same files from ``out``."""
+    def moved(match: re.Match) -> str:
+        return f"]({Path(os.path.relpath(ROOT / 'notebooks' / match.group(1), out)).as_posix()})"
+    return _UP_LINK.sub(moved, text)
+
+
+def _page(notebook: Path, files: str) -> tuple[str, dict[str, bytes]]:
     """One executed notebook as Markdown (stderr, i.e. progress bars and warnings, left out) and its images."""
     import nbformat
     from nbconvert import MarkdownExporter
@@ -53,7 +61,7 @@ def _page(notebook: Path, header: str, files: str) -> tuple[str, dict[str, bytes
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     body, resources = MarkdownExporter().from_notebook_node(nb, resources={"output_files_dir": files})
-    return header + body.replace(f"{ROOT}/", "").replace(str(ROOT), "."), resources.get("outputs", {})
+    return body.replace(f"{ROOT}/", "").replace(str(ROOT), "."), resources.get("outputs", {})
 
 
 def publish_notebooks(cfg: Config, executed: Path, out: Path | None = None) -> list[Path]:
@@ -80,8 +88,8 @@ def publish_notebooks(cfg: Config, executed: Path, out: Path | None = None) -> l
         header = (f"<!-- published: preset {cfg.preset}, results {digest} -->\n"
                   f"> `notebooks/{notebook.name}` as `make reproduce` ran it on the `{cfg.preset}` preset, with "
                   f"its outputs; its tables are those of {results_md} (results {digest}).\n\n")
-        text, images = _page(notebook, header, f"{notebook.stem}_files")
-        (tmp / f"{notebook.stem}.md").write_text(text)
+        text, images = _page(notebook, f"{notebook.stem}_files")
+        (tmp / f"{notebook.stem}.md").write_text(header + (_relink(text, out) if inside else text))
         for name, data in images.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(data)

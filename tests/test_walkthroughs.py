@@ -70,6 +70,14 @@ def test_a_failed_publish_leaves_the_old_pages(tmp_path: Path, monkeypatch: pyte
         publish_notebooks(cfg, tmp_path / "empty")
 
 
+def test_links_from_notebooks_still_resolve_from_the_published_pages() -> None:
+    from fer_utils import walkthroughs
+
+    text = "see [the run](../docs/notebooks/03_train_real.md) and [results](../docs/results.md#exp1)"
+    relinked = walkthroughs._relink(text, ROOT / PUBLISHED)
+    assert relinked == "see [the run](03_train_real.md) and [results](../results.md#exp1)"
+
+
 def test_the_published_notebooks_show_the_results_of_docs_results_md() -> None:
     """docs/notebooks is what the last `make reproduce` executed, made from the tables docs/results.md holds."""
     tables = sections((ROOT / RESULTS_MD).read_text())
