@@ -133,7 +133,7 @@ class LocalBackend(Backend):
         self._context = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
         self.where = (f"{self.slots} worker processes here, one GPU each" if gpus
-                      else f"{self.slots} worker processes here, {self.threads} torch threads each")
+                      else f"{self.slots} worker processes here, torch threads per worker: {self.threads}")
 
     def _new_pool(self):
         from concurrent.futures import ProcessPoolExecutor
@@ -180,7 +180,7 @@ class DaskBackend(Backend):
                                                     host="127.0.0.1", dashboard_address=None)
             self.client = distributed.Client(self.cluster)
             self.slots = workers
-            self.where = f"a Dask LocalCluster of {workers} processes here, {self.threads} torch threads each"
+            self.where = f"a Dask LocalCluster of {workers} processes here, torch threads per worker: {self.threads}"
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         return self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
