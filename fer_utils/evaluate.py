@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .emotions import EMOTIONS
-from .runtime import versions, write_record
+from .identity import write_record
+from .runtime import versions
 from .uncertainty import accuracy as accuracy_interval
 from .uncertainty import subject_counts
 
@@ -68,13 +70,15 @@ def evaluate(probs_or_preds: np.ndarray, labels: np.ndarray, subjects: np.ndarra
 
 def save_run(results_dir: str | os.PathLike, experiment: str, run_name: str, params: dict[str, Any], seed: int,
              data_hash: str, metrics: dict[str, Any], history: dict[str, list[float]] | None = None,
-             fit: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> Path:
+             fit: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+             ident: Mapping[str, Any] | None = None) -> Path:
     """Write ``results/<experiment>/<run>.json`` atomically with params, seed, data hash, versions.
 
     ``fit`` holds how training went (best and stopped epoch, seconds, images/s); ``data`` where each
-    database's faces came from (embedded world or your files, path, file count, content hash).
+    database's faces came from (embedded world or your files, path, file count, content hash); ``ident`` its
+    identity (``experiments.run_identity``), without which it is never reused.
     """
     payload = {"experiment": experiment, "run": run_name, "seed": seed, "data_hash": data_hash,
                "params": params, "data": data or {}, "metrics": metrics, "history": history or {},
                "fit": fit or {}, "versions": versions()}
-    return write_record(Path(results_dir) / experiment / f"{run_name}.json", payload)  # after its weights
+    return write_record(Path(results_dir) / experiment / f"{run_name}.json", payload, ident or {})  # after its weights

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .config import EXECUTORS, Config, ConfigError, InputError
-from .experiments import Identity, kept_run, run_experiment, run_name, run_params
+from .experiments import kept_run, run_experiment, run_name
 from .runtime import resolve_device, torch_threads
 
 Run = tuple[str, int, int]  # experiment, ratio, seed
@@ -62,15 +62,14 @@ def run_path(cfg: Config, run: Run) -> Path:
     return cfg.path(cfg.results_dir) / experiment / f"{run_name(experiment, ratio, seed)}.json"
 
 
-def recorded(cfg: Config, run: Run, current: Identity | None) -> dict[str, Any] | None:
-    """The run's kept record (JSON and the weights it pins) made with this config's params on data of identity
-    ``current`` (``experiments.current_identity``), else None; a stale one is named.
+def recorded(cfg: Config, run: Run, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's kept record (JSON and the weights it pins) whose identity is ``current``
+    (``experiments.current_identity``: data, params, code), else None; a stale one is named.
 
     What ``--status``, ``--plan`` and the driver's skip read: a run counted done here is never sent to a worker, so
-    the data must be checked here, not only by ``run_experiment``.
+    the identity must be checked here, not only by ``run_experiment``.
     """
-    experiment, ratio, _ = run
-    return kept_run(run_path(cfg, run), run_params(cfg, experiment, ratio), current)
+    return kept_run(run_path(cfg, run), current)
 
 
 def train_run(cfg: Config, experiment: str, ratio: int, seed: int, threads: int = 0) -> dict[str, Any]:

@@ -6,11 +6,12 @@ trained on real training subjects reads as labelled, ``fer_utils.filtering``) an
 differ only in their training faces and model, so they share one path: ``run_experiment``. Ratio 0
 of ``mix`` is experiment 1. Every run writes ``<results_dir>/<experiment>/<run>.json`` (params, seed, data
 hash, per-database sources, versions, metrics, history) and ``<run>.safetensors`` (its best weights), so
-06_cross_eval can find and re-evaluate every trained model, and a rerun skips finished runs: those whose params
-and data identity (``data_identity``) are the current ones.
+06_cross_eval can find and re-evaluate every trained model, and a rerun skips finished runs: those whose
+identity (data, params and the classifier's code, ``run_identity``) is the current one.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,14 +27,15 @@ from .engine import VMAP_DEVICES, ArraySplit, fit, predict
 from .evaluate import evaluate, save_run
 from .filtering import filtered_generated_splits
 from .gan.generate import unit_of
+from .identity import identity, kept_record
 from .models.io import save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
-from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
+from .runtime import data_hash, exclusive, remove_stale_temporaries, resolve_device, resolve_precision
 
 SCORING = 2  # what a record's metrics hold; 2: per-subject counts (``by_subject``) for the two-level intervals
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
 GENERATION_KEYS = ("stylegan2_weights", "stargan_weights", "truncation_psi", "seed")  # not units: ratio says how many
-Identity = dict[str, str]  # "splits" or a database -> content hash: what a run's numbers rest on (``data_identity``)
+DataIdentity = dict[str, str]  # "splits" or a database -> content hash: what a run's numbers rest on
 
 
 @dataclass
@@ -158,7 +160,7 @@ def run_params(cfg: Config, experiment: str, ratio: int) -> dict[str, Any]:
 
 
 def run_inputs(cfg: Config, experiment: str, ratio: int) -> tuple[dict[str, FaceSet], dict[str, FaceSet],
-                                                                  dict[str, Any], Identity]:
+                                                                  dict[str, Any], DataIdentity]:
     """A run's splits, every set it is scored on (the splits and the cross databases), its record's notes, and the
     identity of these data (``data_identity``)."""
     splits, notes = experiment_inputs(cfg, experiment, ratio)
@@ -166,7 +168,7 @@ def run_inputs(cfg: Config, experiment: str, ratio: int) -> tuple[dict[str, Face
     return splits, tests, notes, data_identity(data_hash(splits), data_sources(tests))
 
 
-def data_identity(splits_hash: str, sources: Mapping[str, Any]) -> Identity:
+def data_identity(splits_hash: str, sources: Mapping[str, Any]) -> DataIdentity:
     """What a run's numbers rest on: the hash of its splits (the faces it trained, was chosen and tested on) and the
     content hash of every database it was scored on, as ``save_run`` records them (``data_hash``, ``data``).
 
@@ -177,50 +179,41 @@ def data_identity(splits_hash: str, sources: Mapping[str, Any]) -> Identity:
             **{name: source["hash"] for name, source in sources.items() if name != "generated" and "hash" in source}}
 
 
-def current_identity(cfg: Config, experiment: str, ratio: int) -> Identity | None:
+def run_identity(cfg: Config, experiment: str, ratio: int, data: DataIdentity) -> dict[str, Any]:
+    """A run's identity (``fer_utils.identity``): its data, its params and the classifier's code."""
+    return identity("classifier", data, run_params(cfg, experiment, ratio))
+
+
+def current_identity(cfg: Config, experiment: str, ratio: int) -> dict[str, Any] | None:
     """The identity a run of this configuration would record now, or None (named) when its inputs cannot be read.
 
     Loads the configuration's faces from the cache: about 1 s per configuration on the default preset, but about
     25 s per ratio for the filtered arm, which scores its generated pool with the filter CNN.
     """
     try:
-        return run_inputs(cfg, experiment, ratio)[3]
+        data = run_inputs(cfg, experiment, ratio)[3]
     except InputError as exc:  # missing world, units or filter: no kept record of it can be confirmed
         print(f"cannot read the data of {experiment} k={ratio} ({type(exc).__name__}: {exc}): "
               "none of its kept runs count")
         return None
+    return run_identity(cfg, experiment, ratio, data)
 
 
-def stale_reason(saved: dict[str, Any], current: Identity | None) -> str | None:
-    """Why a kept record does not describe the current data (its numbers would be of other faces), None if it does."""
-    if current is None:
-        return "its current data cannot be read"
-    if not saved.get("data_hash"):
-        return "no data hash recorded (an older record)"
-    was = data_identity(saved["data_hash"], saved.get("data") or {})
-    changed = [f"{key} hash {was.get(key, 'none')} -> {current.get(key, 'none')}"
-               for key in sorted(was.keys() | current.keys()) if was.get(key) != current.get(key)]
-    return f"data changed: {', '.join(changed)}" if changed else None
-
-
-def kept_run(path: Path, params: dict[str, Any], current: Identity | None) -> dict[str, Any] | None:
-    """The kept record at ``path`` if made with these params on the current data, else None; a record that matches
-    but for its data is named with why, so the run is made again rather than mixed with runs of other data."""
-    saved = kept_record(path, {"params": params})
-    reason = None if saved is None else stale_reason(saved, current)
-    if reason:
-        print(f"stale record {path}: {reason}; its run counts as not done")
+def kept_run(path: Path, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The kept record at ``path`` if its identity is ``current`` (``run_identity``), else None: a record of other
+    data, settings or code is named with why, so the run is made again rather than mixed with runs of other data."""
+    if current is None:  # its data cannot be read (named by current_identity): nothing can be confirmed
         return None
-    return saved
+    return kept_record(path, current)
 
 
-def finished_run(path: Path, params: dict[str, Any], current: Identity) -> RunResult | None:
-    """The saved run at ``path`` if it was made with these params and data, else None."""
-    saved = kept_run(path, params, current)
+def finished_run(path: Path, current: dict[str, Any]) -> RunResult | None:
+    """The saved run at ``path`` if its identity is ``current``, else None."""
+    saved = kept_run(path, current)
     if saved is None:
         return None
-    return RunResult(saved["experiment"], params["ratio"], saved["seed"], saved["run"], path, saved["metrics"],
-                     saved["history"])
+    return RunResult(saved["experiment"], saved["params"]["ratio"], saved["seed"], saved["run"], path,
+                     saved["metrics"], saved["history"])
 
 
 def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | None = None,
@@ -234,18 +227,31 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
         seed: a single seed; ``seeds`` several; neither = ``cfg.train.seed``.
         progress: tqdm bar over epochs.
 
-    Runs whose JSON and weights exist with the same params and data identity are loaded, not retrained.
+    Runs whose JSON and weights exist with the same identity (data, params, code) are loaded, not retrained; a
+    run another process is training is waited for (a lock per run), then loaded.
     """
     check_experiment(experiment, ratio)
     seeds = (seed,) if seed is not None else tuple(seeds) if seeds else (cfg.train.seed,)
-    splits, tests, notes, identity = run_inputs(cfg, experiment, ratio)
-    params = run_params(cfg, experiment, ratio)
+    splits, tests, notes, data = run_inputs(cfg, experiment, ratio)
+    ident = run_identity(cfg, experiment, ratio, data)
     folder = cfg.path(cfg.results_dir) / experiment
     paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
-    done = {s: finished_run(paths[s], params, identity) for s in seeds}
-    todo = tuple(s for s in seeds if done[s] is None)
+    with contextlib.ExitStack() as locks:  # another process training one of these runs: wait, then reuse it
+        for s in sorted(set(seeds)):  # always in the same order, so two processes cannot wait on each other
+            locks.enter_context(exclusive(paths[s], f"run {paths[s].stem}"))
+        done = {s: finished_run(paths[s], ident) for s in seeds}
+        _train_missing(cfg, experiment, ratio, splits, tests, notes, data, ident, paths, done, progress)
+    return [done[s] for s in seeds]
+
+
+def _train_missing(cfg: Config, experiment: str, ratio: int, splits: dict[str, FaceSet], tests: dict[str, FaceSet],
+                   notes: dict[str, Any], data: DataIdentity, ident: dict[str, Any], paths: dict[int, Path],
+                   done: dict[int, RunResult | None], progress: bool) -> None:
+    """Train the seeds of ``paths`` not ``done`` (their locks held), score and save each, and fill in ``done``."""
+    todo = tuple(s for s in paths if done[s] is None)
+    folder, params = cfg.path(cfg.results_dir) / experiment, ident["settings"]
     remove_stale_temporaries(folder)
-    for seed in set(seeds) - set(todo):  # a member killed after its record, before removing its checkpoint
+    for seed in set(paths) - set(todo):  # a member killed after its record, before removing its checkpoint
         for leftover in folder.glob(f".{run_name(experiment, ratio, seed)}-x*.train.pt"):
             print(f"removed {leftover}: the training checkpoint of a finished run")
             leftover.unlink()
@@ -259,11 +265,10 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
                         "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
                         "precision": result.precision, "threads": torch.get_num_threads()}
-            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, identity["splits"],
-                     metrics, result.history, fit_info, data_sources(tests) | notes)
-            done[result.seed] = finished_run(paths[result.seed], params, identity)
+            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, data["splits"],
+                     metrics, result.history, fit_info, data_sources(tests) | notes, ident)
+            done[result.seed] = finished_run(paths[result.seed], ident)
         checkpoint.unlink(missing_ok=True)
-    return [done[s] for s in seeds]
 
 
 def member_groups(seeds: tuple[int, ...], device: str) -> list[tuple[int, ...]]:

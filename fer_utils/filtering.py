@@ -14,8 +14,8 @@ Why it does not leak test data: the filter trains and early-stops only on the re
 subjects of ``real_splits`` (split by subject into fit and stop sets, about 10 % of them for
 stopping), never on the real validation or test subjects, never on MMI or CK+ (the blind
 cross-database tests), never on generated faces. It is kept as
-``<results_dir>/filter/filter.safetensors`` + ``filter.json``, whose record pins the recipe, the
-split and a hash of the exact fit and stop faces, so a changed input retrains it.
+``<results_dir>/filter/filter.safetensors`` + ``filter.json``, whose identity (``fer_utils.identity``) pins the
+recipe, the split, a hash of the exact fit and stop faces and the classifier's code, so a change retrains it.
 """
 from __future__ import annotations
 
@@ -33,17 +33,11 @@ from .config import FILTERS, Config, ConfigError, DataError
 from .emotions import EMOTIONS
 from .engine import ArraySplit, fit, predict
 from .gan import generate as gen
+from .identity import identity, kept_record, write_record
 from .models.io import load_model, save_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits, split_subjects
 from .report import markdown_table
-from .runtime import (
-    data_hash,
-    kept_record,
-    remove_stale_temporaries,
-    versions,
-    write_json,
-    write_record,
-)
+from .runtime import data_hash, exclusive, remove_stale_temporaries, versions, write_json
 
 FOLDER = "filter"  # under cfg.results_dir
 FILTER_MODEL = "cnn"  # the Table-1 CNN
@@ -85,7 +79,7 @@ def filter_training_sets(cfg: Config) -> tuple[ArraySplit, ArraySplit]:
 
 
 def filter_params(cfg: Config) -> dict[str, Any]:
-    """What defines the filter besides its faces: compared with its record, so a change retrains it."""
+    """What defines the filter besides its faces and code: part of its identity, so a change retrains it."""
     recipe = dataclasses.asdict(cfg.train)  # the precision as set, not as resolved here: a GPU worker of a sweep reuses
     return {"model": FILTER_MODEL, "recipe": recipe, "split": dataclasses.asdict(cfg.split),  # the driver's filter
             "stop_fraction": STOP_FRACTION}
@@ -97,30 +91,39 @@ def filter_path(cfg: Config) -> Path:
 
 
 def _trained_filter(cfg: Config, progress: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """The filter and its record: reused when params and the fit/stop faces' hash match, else trained and saved."""
+    """The filter and its record: reused when its identity (fit/stop faces, params, code) matches, else trained and
+    saved; a process that finds another training it waits, then reuses its filter."""
     check_filter(cfg)
     fit_set, stop_set = filter_training_sets(cfg)
-    params, hash_ = filter_params(cfg), data_hash({"fit": fit_set, "stop": stop_set})
+    hash_ = data_hash({"fit": fit_set, "stop": stop_set})
+    ident = identity("classifier", {"fit+stop": hash_}, filter_params(cfg))
     path = filter_path(cfg)
     weights = path.with_suffix(".safetensors")
-    record = kept_record(path, {"params": params, "data_hash": hash_})
-    if record is None:
-        remove_stale_temporaries(path.parent)
-        checkpoint = path.parent / ".filter.train.pt"  # resumed by fit() only if made from these faces and recipe
-        (result,) = fit(FILTER_MODEL, fit_set, stop_set, cfg.train, cfg.device, seeds=(cfg.train.seed,),
-                        checkpoint=checkpoint, progress=progress)
-        accuracy = float((predict(result.model, stop_set.images, cfg.device).argmax(1) == stop_set.labels).mean())
-        save_model(result.model, FILTER_MODEL, weights)
-        write_record(path, {"params": params, "data_hash": hash_, "stop_accuracy": accuracy,
-                            "faces": {"fit": len(fit_set.labels), "stop": len(stop_set.labels)},
-                            "fit": {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
-                                    "seconds": result.seconds, "precision": result.precision},
-                            "versions": versions()})
-        checkpoint.unlink(missing_ok=True)
-        print(f"filter CNN trained on {len(fit_set.labels)} real training faces; accuracy on the "
-              f"{len(stop_set.labels)} held-out training-subject faces {accuracy:.1%} ({path})")
-        record = json.loads(path.read_text())
+    with exclusive(path, "the filter CNN"):
+        record = kept_record(path, ident)
+        if record is None:
+            _train_filter(cfg, fit_set, stop_set, ident, path, progress)
+            record = json.loads(path.read_text())
     return load_model(weights), record
+
+
+def _train_filter(cfg: Config, fit_set: ArraySplit, stop_set: ArraySplit, ident: dict[str, Any], path: Path,
+                  progress: bool) -> None:
+    """Train the filter CNN and save its weights, then its record (``identity.write_record``)."""
+    remove_stale_temporaries(path.parent)
+    checkpoint = path.parent / ".filter.train.pt"  # resumed by fit() only if made from these faces and recipe
+    (result,) = fit(FILTER_MODEL, fit_set, stop_set, cfg.train, cfg.device, seeds=(cfg.train.seed,),
+                    checkpoint=checkpoint, progress=progress)
+    accuracy = float((predict(result.model, stop_set.images, cfg.device).argmax(1) == stop_set.labels).mean())
+    save_model(result.model, FILTER_MODEL, path.with_suffix(".safetensors"))
+    write_record(path, {"params": ident["settings"], "data_hash": ident["inputs"]["fit+stop"],
+                        "stop_accuracy": accuracy, "faces": {"fit": len(fit_set.labels), "stop": len(stop_set.labels)},
+                        "fit": {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
+                                "seconds": result.seconds, "precision": result.precision},
+                        "versions": versions()}, ident)
+    checkpoint.unlink(missing_ok=True)
+    print(f"filter CNN trained on {len(fit_set.labels)} real training faces; accuracy on the "
+          f"{len(stop_set.labels)} held-out training-subject faces {accuracy:.1%} ({path})")
 
 
 def filter_model(cfg: Config, progress: bool = False) -> nn.Module:

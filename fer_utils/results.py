@@ -18,8 +18,9 @@ import numpy as np
 
 from . import paper
 from .config import EXPERIMENTS, Config, DataError
-from .experiments import SCORING, RunResult, cross_database_sets, current_identity, score, stale_reason
+from .experiments import SCORING, RunResult, cross_database_sets, current_identity, score
 from .filtering import FilterReport, reports_of
+from .identity import mismatch
 from .models.io import load_model
 from .preprocess import FaceSet
 from .report import pct
@@ -28,8 +29,8 @@ from .uncertainty import Estimate, accuracy, difference, holm
 
 
 def find_runs(cfg: Config) -> list[RunResult]:
-    """Every saved run under ``cfg.results_dir`` whose weights are the file its record pins and whose data are the
-    current ones (others: named, skipped), so no table mixes runs of different data.
+    """Every saved run under ``cfg.results_dir`` whose weights are the file its record pins and whose identity (data,
+    params, code) is the current one (others: named, skipped), so no table mixes runs of different data or code.
 
     The data are checked as the sweep checks them (``experiments.current_identity``, once per configuration).
     """
@@ -53,7 +54,8 @@ def find_runs(cfg: Config) -> list[RunResult]:
             print(f"skipped {path}: its .safetensors is not the file the record pins (damaged, from another run, "
                   "or saved before records pinned weights); run it again (sweep or the notebook)")
             continue
-        if reason := stale_reason(saved, current(saved["experiment"], saved["params"]["ratio"])):
+        now = current(saved["experiment"], saved["params"]["ratio"])
+        if reason := "its current data cannot be read" if now is None else mismatch(saved.get("identity"), now):
             print(f"skipped {path}: {reason}; run it again (sweep or the notebook)")
             continue
         runs.append(RunResult(saved["experiment"], saved["params"]["ratio"], saved["seed"], saved["run"], path,

@@ -111,38 +111,6 @@ def write_json(path: str | os.PathLike, payload: Any) -> Path:
     return Path(path)
 
 
-def kept_record(path: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON record at ``path`` if its ``expected`` keys match and its ``.safetensors`` are the weights it pins.
-
-    What lets a finished run or a trained model be reused rather than made again; a damaged record,
-    a damaged weights file or one that another run wrote is named and treated as missing, so what the
-    record described is made again (``write_record`` writes the pin).
-    """
-    if not (path.is_file() and path.with_suffix(".safetensors").is_file()):
-        return None
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        print(f"{path} is unreadable ({exc}); making it again")
-        return None
-    if not isinstance(saved, dict):
-        print(f"{path} holds a {type(saved).__name__}, not a record; making it again")
-        return None
-    if not all(saved.get(key) == value for key, value in expected.items()):
-        return None
-    weights = path.with_suffix(".safetensors")
-    if saved.get("weights_sha256") != file_sha256(weights):  # damaged, or a later run's weights beside this record
-        print(f"{weights} is not the file its record {path.name} describes (sha256 differs: damaged, or written "
-              "by a run killed before its record); making it again")
-        return None
-    return saved
-
-
-def write_record(path: Path, payload: dict[str, Any]) -> Path:
-    """Write a kept record after its ``.safetensors`` weights, pinning them by sha256 so only they can pair with it."""
-    return write_json(path, payload | {"weights_sha256": file_sha256(path.with_suffix(".safetensors"))})
-
-
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex digest of a file: pins exact weights in manifests and records."""
     h = hashlib.sha256()

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer_utils"
 # The package root (``__init__``: the version) sits below them all.
 LAYERS: list[set[str]] = [
     {"__init__"},
-    {"config", "emotions", "paper", "runtime", "uncertainty"},
+    {"config", "emotions", "identity", "paper", "runtime", "uncertainty"},
     {"plots", "report", "models", "facegen", "datasets", "coverage"},
     {"preprocess", "preview"},
     {"engine", "evaluate"},
@@ -25,7 +25,8 @@ LAYERS: list[set[str]] = [
     {"inputs", "sweep", "executors", "benchmarks", "notebook_params", "walkthroughs"},
     {"cli", "__main__"},
 ]
-WITHIN = {("runtime", "config"), ("preview", "preprocess"), ("results", "experiments"), ("experiments", "filtering"),
+WITHIN = {("runtime", "config"), ("identity", "runtime"), ("preview", "preprocess"), ("results", "experiments"),
+          ("experiments", "filtering"),
           ("results", "filtering"),
           ("calibrate", "experiments"), ("sweep", "inputs"), ("sweep", "executors"), ("benchmarks", "inputs"),
           ("benchmarks", "executors"), ("__main__", "cli")}

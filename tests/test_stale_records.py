@@ -7,7 +7,7 @@ import json
 import pytest
 from synthetic import synthetic_faces, tiny_cnn
 
-from fer_utils import experiments, results, sweep
+from fer_utils import experiments, identity, results, sweep
 from fer_utils.config import Config, DataError, load_config
 from fer_utils.models import MODELS
 from fer_utils.preprocess import SPLITS, FaceSet
@@ -72,8 +72,8 @@ def _fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize("database, reason", [
-    ("rafd", "data changed: rafd hash rafd-v0 -> rafd-v1, splits hash "),  # trained on it
-    ("mmi", "data changed: mmi hash mmi-v0 -> mmi-v1;")])  # scored on it only: the record's MMI numbers are wrong
+    ("rafd", "input changed: rafd hash rafd-v0 -> rafd-v1, splits hash "),  # trained on it
+    ("mmi", "input changed: mmi hash mmi-v0 -> mmi-v1;")])  # scored on it only: the record's MMI numbers are wrong
 def test_a_kept_run_of_other_data_is_to_do_named_and_trained_again(cfg, world, monkeypatch, capsys,
                                                                    database, reason) -> None:
     """It used to count as done in the sweep's driver and status, so it was never trained on the new data."""
@@ -81,7 +81,7 @@ def test_a_kept_run_of_other_data_is_to_do_named_and_trained_again(cfg, world, m
     world.rewrite(database)
     capsys.readouterr()
     assert sweep.runs_to_do(cfg, [REAL]) == [REAL]
-    assert f"stale record {run.path}: {reason}" in capsys.readouterr().out
+    assert f"stale {run.path}: {reason}" in capsys.readouterr().out
     fits = _fits(monkeypatch)
     experiments.run_experiment(cfg, "real", seed=0, progress=False)
     assert fits == [1] and json.loads(run.path.read_text())["data"][database]["hash"] == f"{database}-v1"
@@ -101,18 +101,40 @@ def test_a_kept_run_of_the_current_data_stays_done_when_more_units_are_generated
     assert "stale" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("dropped, reason", [
-    (("data_hash", "data"), "no data hash recorded (an older record)"),
-    (("data",), "data changed: ckplus hash none -> ckplus-v0, mmi hash none -> mmi-v0, rafd hash none -> rafd-v0;")])
-def test_a_kept_run_without_data_identity_is_to_do(cfg, world, capsys, dropped, reason) -> None:
+def test_a_kept_run_without_an_identity_is_to_do(cfg, world, capsys) -> None:
+    """Records made before identities: what code made them cannot be known."""
     (run,) = experiments.run_experiment(cfg, "real", seed=0, progress=False)
     saved = json.loads(run.path.read_text())
-    for key in dropped:  # as records were before they kept what they were trained and scored on
-        del saved[key]
+    del saved["identity"]
     run.path.write_text(json.dumps(saved))
     capsys.readouterr()
-    assert sweep.runs_to_do(cfg, [REAL]) == [REAL]
-    assert f"stale record {run.path}: {reason}" in capsys.readouterr().out
+    assert sweep.runs_to_do(cfg, [REAL]) == [REAL] and results.find_runs(cfg) == []
+    out = capsys.readouterr().out
+    assert f"stale {run.path}: {identity.OLDER}" in out and f"skipped {run.path}: {identity.OLDER}" in out
+
+
+def test_a_kept_run_made_by_other_model_code_is_to_do_named_and_trained_again(cfg, world, monkeypatch,
+                                                                              capsys) -> None:
+    """Issue 37 case 2: after every nn.Dropout was set to 0, the old record was kept and counted done."""
+    (run,) = experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    monkeypatch.setitem(identity.CODE["classifier"], "models/cnn.py", "0" * 16)  # as if cnn.py had been edited
+    capsys.readouterr()
+    assert sweep.runs_to_do(cfg, [REAL]) == [REAL] and results.find_runs(cfg) == []
+    assert f"stale {run.path}: code changed: models/cnn.py; it counts as not done" in capsys.readouterr().out
+    fits = _fits(monkeypatch)
+    experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    assert fits == [1] and sweep.runs_to_do(cfg, [REAL]) == []
+    assert json.loads(run.path.read_text())["identity"]["code"]["models/cnn.py"] == "0" * 16
+
+
+def test_a_kept_run_of_other_settings_is_named(cfg, world, monkeypatch, capsys) -> None:
+    experiments.run_experiment(cfg, "real", seed=0, progress=False)
+    lr = cfg.train.lr
+    other = load_config("quick", {"results_dir": str(cfg.results_dir), "train.epochs": 1, "device": "cpu",
+                                  "train.lr": lr * 10})
+    capsys.readouterr()
+    assert sweep.runs_to_do(other, [REAL]) == [REAL]
+    assert f"settings changed: train.lr {lr} -> {lr * 10}" in capsys.readouterr().out
 
 
 def test_kept_runs_whose_current_data_cannot_be_read_do_not_count(cfg, world, monkeypatch, capsys) -> None:
@@ -136,4 +158,4 @@ def test_tables_leave_out_runs_of_other_data_naming_them(cfg, world, capsys) -> 
     experiments.run_experiment(cfg, "real", seed=0, progress=False)
     capsys.readouterr()
     assert [r.name for r in results.find_runs(cfg)] == ["real-seed0"]
-    assert f"skipped {old[1].path}: data changed: rafd hash rafd-v0 -> rafd-v1" in capsys.readouterr().out
+    assert f"skipped {old[1].path}: input changed: rafd hash rafd-v0 -> rafd-v1" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_utils import config, inputs
+from fer_utils import config, identity, inputs
 from fer_utils.config import load_config
 from fer_utils.facegen import world
 from fer_utils.facegen.render import single_threaded
@@ -51,7 +51,7 @@ def _rerun(root: Path, capsys, **world: object) -> str:
 def _rewritten(root: Path) -> bool:
     """The folder holds a complete world whose manifest this code wrote."""
     return (not (root / INCOMPLETE).exists()
-            and json.loads((root / MANIFEST).read_text())["code_sha256"] == world.CODE_SHA256)
+            and json.loads((root / MANIFEST).read_text())["identity"]["code"] == identity.CODE["world"])
 
 
 def test_unchanged_world_is_skipped_untouched(root, capsys) -> None:
@@ -65,7 +65,7 @@ def test_changed_seed_rewrites_the_world(root, capsys) -> None:
     """It used to be skipped: every result was computed on the seed-0 faces."""
     before = _digest(root)
     out = _rerun(root, capsys, seed=1)
-    assert f"ffhq: rewriting {root}, stale: world settings changed: seed" in out
+    assert f"ffhq: rewriting {root}, stale: settings changed: world.seed 0 -> 1" in out
     after = _digest(root)
     assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
     assert json.loads((root / MANIFEST).read_text())["world"]["seed"] == 1 and _rewritten(root)
@@ -78,21 +78,28 @@ def test_another_databases_size_does_not_rewrite(root, capsys) -> None:
 
 def test_changed_code_rewrites_the_world(root, capsys, monkeypatch) -> None:
     manifest = (root / MANIFEST).stat().st_mtime_ns
-    monkeypatch.setattr(world, "CODE_SHA256", "0" * 64)  # as if render.py (say) had been edited
+    monkeypatch.setitem(identity.CODE["world"], "facegen/render.py", "0" * 16)  # as if render.py had been edited
     out = _rerun(root, capsys)
-    assert "stale: code changed" in out and "world settings" not in out
+    assert "stale: code changed: facegen/render.py" in out and "settings" not in out
     assert (root / MANIFEST).stat().st_mtime_ns != manifest and _rewritten(root)
 
 
 def test_manifest_of_an_older_version_is_rewritten(written, root, capsys) -> None:
     """An older writer recorded no code hash: what drew its faces cannot be known."""
     saved = json.loads((root / MANIFEST).read_text())
-    del saved["code_sha256"]
+    del saved["identity"]
     (root / MANIFEST).write_text(json.dumps(saved))
     (root / "thumbnails128x128" / "00000" / "00000.png").write_bytes(b"an older face")
     out = _rerun(root, capsys)
-    assert "stale: manifest from an older version" in out
+    assert f"stale: {identity.OLDER}" in out
     assert _rewritten(root) and _digest(root) == _digest(written)
+
+
+def test_the_worlds_code_is_what_draws_it_not_its_figures() -> None:
+    """Editing figures.py (the style grids) or the generators' identity check must not rewrite a world."""
+    files = identity.CODE["world"]
+    assert {"facegen/render.py", "facegen/face.py", "facegen/writers.py", "emotions.py"} <= files.keys()
+    assert not {"facegen/figures.py", "facegen/people.py", "facegen/regions.py", "plots.py"} & files.keys()
 
 
 def test_corrupt_manifest_is_rewritten(root, capsys) -> None:
@@ -118,7 +125,7 @@ def test_pipeline_rewrites_a_stale_world_path(written, tmp_path, capsys, monkeyp
     cfg = load_config("quick", {**SMALL, "world.seed": 1, "data.ffhq": str(root)})
     capsys.readouterr()
     inputs.prepare_inputs(cfg, ["ffhq"])
-    assert "stale: world settings changed: seed" in capsys.readouterr().out
+    assert "stale: settings changed: world.seed 0 -> 1" in capsys.readouterr().out
     assert json.loads((root / MANIFEST).read_text())["world"]["seed"] == 1
 
 

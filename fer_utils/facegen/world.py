@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import WORLD_DATABASES, WORLD_INCOMPLETE, WORLD_MANIFEST, Config
+from ..identity import identity, mismatch
 from ..runtime import exclusive, write_json
 from . import writers as W
 from .render import compile_renderer, single_threaded
@@ -29,39 +29,16 @@ JOBS: dict[str, Callable[..., list[str]]] = {  # each database's writer of one j
     "rafd": W.rafd_job, "oulu": W.oulu_job, "mmi": W.mmi_job, "ckplus": W.ckplus_job,
     "affectnet": W.affectnet_job, "ffhq": W.ffhq_job,
 }
-# draw faces for figures (figures.py) and the generators' identity check (people.py), or say where each action unit
-# acts (regions.py, for the tests), never a database's files, so editing them must not rewrite a world
-NOT_WORLD_CODE = frozenset({"figures.py", "people.py", "regions.py"})
-
-
-def code_sha256() -> str:
-    """SHA-256 over the source of every module that decides a world's pixels or layout.
-
-    Every ``facegen/*.py`` but ``NOT_WORLD_CODE`` (a new module counts without being listed), and
-    ``emotions.py``, whose label codes and folder names the writers put on disk.
-    """
-    here = Path(__file__).parent
-    h = hashlib.sha256()
-    for path in [*sorted(p for p in here.glob("*.py") if p.name not in NOT_WORLD_CODE), here.parent / "emotions.py"]:
-        source = path.read_bytes()
-        h.update(f"{path.name}\0{len(source)}\0".encode() + source)
-    return h.hexdigest()
-
-
-CODE_SHA256 = code_sha256()  # at import: the source that runs, even if a file is edited while a notebook is open
-
-
 def _world_settings(world: dict[str, Any], name: str) -> dict[str, Any]:
     """The ``cfg.world`` keys a database's bytes depend on: all but the other databases' sizes."""
     others = tuple(f"{n}_" for n in DATABASES if n != name)
     return {k: v for k, v in world.items() if not k.startswith(others)}
 
 
-def world_fingerprint(cfg: Config, name: str) -> dict[str, Any]:
-    """What decides a database's bytes: the code, its world settings and its style (as JSON would read them back)."""
-    return json.loads(json.dumps({"code_sha256": CODE_SHA256,
-                                  "world": _world_settings(dataclasses.asdict(cfg.world), name),
-                                  "style": dataclasses.asdict(STYLES[name])}))
+def world_identity(cfg: Config, name: str) -> dict[str, Any]:
+    """What decides a database's bytes: the world's code (``identity.CODE_FILES``), its world settings and style."""
+    return identity("world", {}, {"world": _world_settings(dataclasses.asdict(cfg.world), name),
+                                  "style": dataclasses.asdict(STYLES[name])})
 
 
 def stale_reason(cfg: Config, name: str, root: Path) -> str | None:
@@ -70,17 +47,9 @@ def stale_reason(cfg: Config, name: str, root: Path) -> str | None:
         saved = json.loads((root / MANIFEST).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return f"manifest unreadable ({type(exc).__name__}: {exc})"
-    if not isinstance(saved, dict) or not isinstance(saved.get("world"), dict):
+    if not isinstance(saved, dict):
         return "manifest unreadable (not a world manifest)"
-    if "code_sha256" not in saved:
-        return "manifest from an older version (no code hash)"
-    now = world_fingerprint(cfg, name)
-    was = _world_settings(saved["world"], name)
-    keys = sorted(k for k in now["world"].keys() | was.keys() if now["world"].get(k) != was.get(k))
-    changes = (("code changed", saved["code_sha256"] != now["code_sha256"]),
-               (f"world settings changed: {', '.join(keys)}", bool(keys)),
-               ("style changed", saved.get("style") != now["style"]))
-    return "; ".join(text for text, changed in changes if changed) or None
+    return mismatch(saved.get("identity"), world_identity(cfg, name))
 
 
 def _jobs(cfg: Config, name: str, root: Path) -> tuple[Callable[[int], list[str]], list[int]]:
@@ -145,12 +114,12 @@ def _write_affectnet_csv(root: Path, rows: list[str]) -> None:
 
 
 def _manifest(cfg: Config, name: str, args: list[int], results: list[list[str]]) -> dict[str, Any]:
-    """What was written: counts per class, subjects, seed, parameters, code hash and version."""
+    """What was written: counts per class, subjects, seed, parameters, identity and version."""
     if name == "affectnet":
         labels = [int(r.split(",")[-3]) for rows in results for r in rows]
     else:
         labels = [lab for rows in results for lab in rows]
-    return {"database": name, "seed": cfg.world.seed, "fer_utils": __version__, "code_sha256": CODE_SHA256,
+    return {"database": name, "seed": cfg.world.seed, "fer_utils": __version__, "identity": world_identity(cfg, name),
             "world": dataclasses.asdict(cfg.world), "style": dataclasses.asdict(STYLES[name]),
             "jobs": len(args), "subjects": args if name not in ("affectnet", "ffhq") else None,
             "identity_offset": W.POOL_OFFSET[name], "counts": dict(sorted(Counter(map(str, labels)).items()))}

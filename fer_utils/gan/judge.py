@@ -15,9 +15,10 @@ from torch import nn
 from ..config import Config
 from ..emotions import EMOTIONS
 from ..engine import ArraySplit, fit, predict
+from ..identity import identity, kept_record, write_record
 from ..models.io import load_model, save_model
 from ..preprocess import load_database
-from ..runtime import data_hash, kept_record, resolve_device, resolve_precision, seed_everything, write_record
+from ..runtime import data_hash, resolve_device, resolve_precision, seed_everything
 from .measures import subsample
 
 
@@ -26,8 +27,8 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
 
     Its budget is ``generate.judge_epochs`` (the train recipe's early stopping on the validation
     list applies) and ``generate.judge_faces`` training faces (0 = the whole training list).
-    The CNN is kept in ``results_dir/gan/judge.*`` and reused while its recipe and faces are the
-    same, so judging other generators costs minutes, not its ~40 min of training again.
+    The CNN is kept in ``results_dir/gan/judge.*`` and reused while its identity (recipe, faces, the
+    classifier's code) is the same, so judging other generators costs minutes, not its ~40 min of training again.
     """
     epochs, max_train = cfg.generate.judge_epochs, cfg.generate.judge_faces
     faces = load_database(cfg, "affectnet")
@@ -40,9 +41,10 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     tc = dataclasses.replace(cfg.train, epochs=epochs)
     device = resolve_device(cfg.device)
     params = {"model": "cnn", "train": dataclasses.asdict(tc) | {"precision": resolve_precision(tc.precision, device)},
-              "faces_requested": max_train, "data_hash": data_hash({"train": train, "val": val})}
+              "faces_requested": max_train}
+    ident = identity("classifier", {"train+val": data_hash({"train": train, "val": val})}, params)
     path = cfg.path(cfg.results_dir) / "gan" / "judge.json"
-    saved = kept_record(path, {"params": params})
+    saved = kept_record(path, ident)
     if saved is not None:
         print(f"judging CNN: {path.with_suffix('.safetensors')} (trained earlier on the same faces and recipe)")
         info = saved["info"] | {"precision_setting": cfg.train.precision}  # same resolution, maybe named otherwise
@@ -56,5 +58,5 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
             "val_accuracy_real_per_class": {name: float(hit[val.labels == k].mean())
                                             for k, name in enumerate(EMOTIONS) if (val.labels == k).any()}}
     save_model(result.model, "cnn", path.with_suffix(".safetensors"))
-    write_record(path, {"params": params, "info": info})  # after the weights, pinning them
+    write_record(path, {"params": params, "info": info}, ident)  # after the weights, pinning them
     return result.model, info, real
