@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,12 @@ from .identity import identity, kept_record, write_record
 from .models.io import load_model, save_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits, split_subjects
 from .report import markdown_table
-from .runtime import data_hash, exclusive, remove_stale_temporaries, versions, write_json
+from .runtime import data_hash, exclusive, read_only, remove_stale_temporaries, versions, write_json
 
 FOLDER = "filter"  # under cfg.results_dir
 FILTER_MODEL = "cnn"  # the Table-1 CNN
 MAX_POOL_FACTOR = 4  # ratio k reads at most this many x k raw generated units
 STOP_FRACTION = 0.1  # of the real training subjects, held out for the filter's early stopping
-DONE = re.compile(r"^\.u(\d+)\.done\.json$")  # generate's mark of a unit written completely
 METHODS = tuple(name for name in FILTERS if name != "none")  # generate.filter values that screen faces
 PREPARE_HINT = ("run `fer_utils.filtering.prepare_filtered(cfg, {units})`, the sweep (arm mix-filtered) or "
                 "notebook 05, which generate the missing raw units")
@@ -99,6 +97,10 @@ def _trained_filter(cfg: Config, progress: bool = False) -> tuple[nn.Module, dic
     ident = identity("classifier", {"fit+stop": hash_}, filter_params(cfg))
     path = filter_path(cfg)
     weights = path.with_suffix(".safetensors")
+    if read_only():  # --status and --plan: a filter not trained yet leaves its arm's runs to do
+        if (record := kept_record(path, ident)) is None:
+            raise DataError(f"the filter CNN ({path}) is not trained for these settings and faces yet")
+        return load_model(weights), record
     with exclusive(path, "the filter CNN"):
         record = kept_record(path, ident)
         if record is None:
@@ -177,7 +179,7 @@ class FilterReport:
 def _complete_units(root: Path, present: np.ndarray) -> int:
     """How many units 0..n-1 are fully on disk: where ``generate`` marked units done, an unmarked one (killed
     mid-move) ends the pool; hand-made folders without markers count by their subject names."""
-    marked = {int(m.group(1)) for p in root.glob(".u*.done.json") if (m := DONE.match(p.name))}
+    marked = {int(m.group(1)) for p in root.glob(".u*.done.json") if (m := gen.DONE.match(p.name))}
     units, n = set(present.tolist()), 0
     while n in units and (not marked or n in marked):
         n += 1

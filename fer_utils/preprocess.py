@@ -1,9 +1,10 @@
 """Paper §3.2 preprocessing: detect the face (OpenCV Haar), crop, gray, 64x64; cache; subject splits.
 
 ``load_database(cfg, name)`` lists a database through its adapter, then loads the cached crops
-when the inputs (paths, sizes, mtimes) and the preprocessing parameters are unchanged, or crops
-them on every core and caches them atomically. ``real_splits(cfg)`` gives the paper's
-subject-independent RaFD + Oulu-CASIA split (109/10/25 subjects, §4.1).
+when their identity (the inputs' paths, sizes and mtimes, as make and rsync see them; the
+preprocessing parameters; the cropping code) is unchanged, or crops them on every core and
+caches them atomically, with each input's content hash for ``verify_cache`` (``check --verify``).
+``real_splits(cfg)`` gives the paper's subject-independent RaFD + Oulu-CASIA split (109/10/25 subjects, §4.1).
 """
 from __future__ import annotations
 
@@ -31,11 +32,19 @@ from .config import EXPERIMENT_DATABASES, Config, ConfigError, data_source, is_w
 from .datasets import Sample, SkipReport, read_database
 from .datasets.io import BadImage, FrameReader, failure_reason, with_stand_ins
 from .emotions import ALL_LABELS, EMOTIONS
+from .identity import digest, identity
 from .report import markdown_table
-from .runtime import data_hash, remove_stale_temporaries, temporary_prefix, usable_cores, write_json
+from .runtime import (
+    data_hash,
+    file_sha256,
+    read_only,
+    remove_stale_temporaries,
+    temporary_prefix,
+    usable_cores,
+    write_json,
+)
 
 CASCADE = "haarcascade_frontalface_default.xml"
-CROP_VERSION = 2  # part of the cache key: bump when cropping changes so old caches are not reused
 SPLITS = ("train", "val", "test")
 CHUNK = 64  # samples per worker job; a video's frames are sorted into the same job
 DETECT_SIDE = 320  # Haar runs on images shrunk to this longest side (faces fill >= 1/6 of it)
@@ -202,11 +211,12 @@ def _faceset(images: np.ndarray, labels: np.ndarray, detected: np.ndarray, rows:
 
 # ---------------------------------------------------------------- cache
 def cache_key(samples: Sequence[Sample], size: int, margin: float) -> str:
-    """Hash of the inputs (path, size, mtime, frame, label, subject, box; the earlier frames that may stand in
-    for an unreadable one) and the crop parameters."""
-    params = {"version": CROP_VERSION, "cascade": CASCADE, "detect": [DETECT_SIDE, DETECT_MIN_SIDE, MIN_NEIGHBORS],
-              "image_size": size, "margin": margin}
-    h = hashlib.sha256(json.dumps(params).encode())
+    """The digest of the crops' identity (``fer_utils.identity``): the inputs as make and rsync see them (path, size,
+    mtime, frame, label, subject, box; the earlier frames that may stand in for an unreadable one), the crop
+    parameters and the cropping code. Content is not read here (``verify_cache`` re-hashes it)."""
+    settings = {"cascade": CASCADE, "detect": [DETECT_SIDE, DETECT_MIN_SIDE, MIN_NEIGHBORS], "image_size": size,
+                "margin": margin}
+    h = hashlib.sha256()
     stats: dict[str, str] = {}
 
     def stat(path: str) -> str:
@@ -218,7 +228,28 @@ def cache_key(samples: Sequence[Sample], size: int, margin: float) -> str:
     for s in samples:
         earlier = "|".join(f"{p}:{stat(p)}" for p in s.extra.get("earlier", ()))
         h.update(f"{s.path}|{stat(s.path)}|{s.frame}|{s.label}|{s.subject}|{s.box}|{earlier}\n".encode())
-    return h.hexdigest()[:16]
+    return digest(identity("crops", {"files": h.hexdigest()}, settings))
+
+
+def content_hashes(samples: Sequence[Sample]) -> dict[str, str]:
+    """sha256 (16 hex digits) of every file the samples read, by path: what ``verify_cache`` compares against."""
+    paths = sorted({s.path for s in samples} | {p for s in samples for p in s.extra.get("earlier", ())})
+    return {path: file_sha256(path)[:16] for path in paths}
+
+
+def verify_cache(cfg: Config, name: str) -> list[str]:
+    """Re-hash the content of every input file of ``name``'s current cache; one line per file whose content
+    changed under the size and mtime the cache key saw (a same-size edit with its time restored), else none."""
+    report = SkipReport(name)
+    samples = read_database(name, database_root(cfg, name), cfg, report)
+    folder = cfg.path(cfg.data.cache) / f"{name}-{cache_key(samples, cfg.preprocess.image_size, cfg.preprocess.margin)}"
+    try:
+        recorded = json.loads((folder / "meta.json").read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # not cropped yet, or by an older version: nothing kept to be wrong about
+    return [f"data.{name}: {path} changed content (sha256 {was} -> {now}) under an unchanged size and mtime; "
+            f"its cached crop in {folder} is stale: delete that folder" for path, was in recorded.items()
+            if (now := file_sha256(path)[:16] if os.path.exists(path) else "missing") != was]
 
 
 def _save_cache(folder: Path, images: np.ndarray, labels: np.ndarray, detected: np.ndarray,
@@ -256,6 +287,9 @@ def _load_cache(folder: Path, report: SkipReport) -> FaceSet | None:
             raise ValueError(f"{len(images)} faces but {len(rows)} manifest rows")
         skipped = SkipReport.from_dict(meta["skipped"])
     except Exception as exc:  # noqa: BLE001 - any damage (truncated npz, edited csv, bad JSON): crop again
+        if read_only():
+            print(f"cache {folder} is unreadable ({type(exc).__name__}: {exc}); cropping in memory")
+            return None
         print(f"deleted cache {folder}: unreadable ({type(exc).__name__}: {exc}); cropping again")
         shutil.rmtree(folder, ignore_errors=True)
         return None
@@ -286,7 +320,7 @@ def _crop_all(name: str, samples: list[Sample], cfg: Config, key: str) -> tuple:
     meta = {"database": name, "key": key, "fer_utils": __version__, "preprocess": dataclasses.asdict(pp),
             "images": len(keep), "crops": crops, "detection_rate": float(detected.mean()) if keep else 0.0,
             "seconds": seconds, "images_per_s": len(samples) / seconds if seconds else 0.0,
-            "skipped": report.to_dict()}
+            "skipped": report.to_dict(), "files": content_hashes(samples)}
     return images, labels, detected, rows, report, meta
 
 
@@ -308,11 +342,13 @@ def load_database(cfg: Config, name: str, root: str | Path | None = None, includ
     samples = read_database(name, root, cfg, report, include_neutral)
     key = cache_key(samples, cfg.preprocess.image_size, cfg.preprocess.margin)
     folder = cfg.path(cfg.data.cache) / f"{name}{'-all' if include_neutral else ''}-{key}"
-    remove_stale_temporaries(folder.parent)
+    if not read_only():  # --status, --plan and check crop in memory what is not cached, and keep nothing
+        remove_stale_temporaries(folder.parent)
     faces = _load_cache(folder, report) if (folder / "meta.json").is_file() else None
     if faces is None:
         images, labels, detected, rows, crop_report, meta = _crop_all(name, samples, cfg, key)
-        _save_cache(folder, images, labels, detected, rows, meta)
+        if not read_only():
+            _save_cache(folder, images, labels, detected, rows, meta)
         report.merge(crop_report)
         print(f"{name}: {len(rows)} faces in {meta['seconds']:.1f} s ({meta['images_per_s']:.0f} images/s), "
               f"face found in {meta['detection_rate']:.1%}; {report.summary()}")

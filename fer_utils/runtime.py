@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -232,3 +233,22 @@ def versions() -> dict[str, str]:
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpu",
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
     }
+
+
+_READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("read_only", default=False)
+
+
+@contextlib.contextmanager
+def writing_nothing() -> Iterator[None]:
+    """Within the block, steps that would cache or train something to answer a question compute it in memory, or
+    report it missing, instead: ``sweep --status``, ``--plan`` and ``check`` write nothing (``read_only``)."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
+
+def read_only() -> bool:
+    """Whether this step runs inside ``writing_nothing`` (a question about the pipeline, not a step of it)."""
+    return _READ_ONLY.get()

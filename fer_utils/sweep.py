@@ -22,6 +22,7 @@ from . import executors
 from .config import ARMS, Config, InputError
 from .experiments import check_experiment, current_identity, run_experiment, run_name
 from .report import markdown_table
+from .runtime import writing_nothing
 
 GENERATED_UNIT_TRAIN = 109 * 6  # training faces of one generated unit: 109 identities x 6 expressions
 REAL_TRAIN = 1998  # training faces of the real experiment on the default preset (docs/performance.md) ...
@@ -137,12 +138,13 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
 
 
 def sweep_status(cfg: Config, plan: list[tuple[str, int]] | None = None) -> str:
-    """Done / to do per configuration, read from ``results_dir`` (kept records with this config's params)."""
+    """Done / to do per configuration, read from ``results_dir`` (kept records of this identity); writes nothing."""
     plan = sweep_plan(cfg) if plan is None else plan
     rows = []
     for experiment, ratio in plan:
         runs = sweep_runs(cfg, [(experiment, ratio)])
-        todo = runs_to_do(cfg, runs)
+        with writing_nothing():
+            todo = runs_to_do(cfg, runs)
         rows.append([run_name(experiment, ratio, 0).removesuffix("-seed0"), str(len(runs) - len(todo)),
                      str(len(todo)), ", ".join(str(seed) for _, _, seed in todo) or "–"])
     total = sum(int(row[1]) for row in rows), sum(int(row[2]) for row in rows)
@@ -184,9 +186,10 @@ def _rate_per_core(cnn: list[dict[str, Any]]) -> float:
 
 
 def sweep_estimate(cfg: Config, plan: list[tuple[str, int]] | None = None) -> tuple[list[executors.Run], str]:
-    """The runs still to do and their expected CPU-hours, with how the number was reached."""
+    """The runs still to do and their expected CPU-hours, with how the number was reached; writes nothing."""
     plan = sweep_plan(cfg) if plan is None else plan
-    todo = runs_to_do(cfg, sweep_runs(cfg, plan))
+    with writing_nothing():
+        todo = runs_to_do(cfg, sweep_runs(cfg, plan))
     cnn = [r for r in _saved_records(cfg) if r.get("params", {}).get("model") == "cnn"
            and r["fit"].get("img_per_s") and "train" in r["metrics"]]
     per_core = _rate_per_core(cnn)

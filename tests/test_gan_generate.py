@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 
+from fer_utils import identity
 from fer_utils.config import ConfigError, load_config
 from fer_utils.datasets import read_folder
 from fer_utils.emotions import EMOTIONS
@@ -60,9 +61,27 @@ def test_same_seed_same_bytes_and_an_interrupted_unit_is_redone(tiny_weights, tm
     other = gen.generate_database(tiny_cfg(tiny_weights, **{"generate.units": 1, "generate.seed": 1}),
                                   tmp_path / "c", progress=False)
     assert digest(other) != digest(fresh)
-    with pytest.raises(ConfigError, match="other weights, psi"):
-        gen.generate_database(tiny_cfg(tiny_weights, **{"generate.units": 1, "generate.truncation_psi": 0.5}),
-                              tmp_path / "a", progress=False)
+    assert [p.name for p in (tmp_path / "b").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_unit_of_other_settings_or_code_is_named_and_made_again(tiny_weights, tmp_path, monkeypatch, capsys):
+    """It used to be an error; a unit made by other code was reused as current."""
+    cfg = tiny_cfg(tiny_weights, **{"generate.units": 1})
+    root = gen.generate_database(cfg, tmp_path / "a", progress=False)
+    before = digest(root)
+    other = tiny_cfg(tiny_weights, **{"generate.units": 1, "generate.truncation_psi": 0.5})
+    capsys.readouterr()
+    gen.generate_database(other, root, progress=False)
+    assert "generated unit 0 in" in capsys.readouterr().out
+    assert digest(root).keys() == before.keys() and digest(root) != before
+    monkeypatch.setitem(identity.CODE["generated"], "gan/stargan.py", "0" * 16)  # as if stargan.py was edited
+    mark = (root / ".u00.done.json").stat().st_mtime_ns
+    gen.generate_database(other, root, progress=False)
+    assert "is stale: code changed: gan/stargan.py; deleted, made again" in capsys.readouterr().out
+    mark, redone = (root / ".u00.done.json").stat().st_mtime_ns, mark
+    assert mark != redone
+    gen.generate_database(other, root, progress=False)
+    assert "stale" not in capsys.readouterr().out and (root / ".u00.done.json").stat().st_mtime_ns == mark
 
 
 def test_a_second_call_says_it_reused_the_units_and_generated_none(tiny_weights, tmp_path, capsys):

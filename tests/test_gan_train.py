@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fer_utils import identity
 from fer_utils.config import WeightsError, load_config
 from fer_utils.gan import train_stargan as ts
 from fer_utils.gan import train_stylegan2 as tsg
@@ -131,22 +132,6 @@ def test_training_samples_balanced_domains_only_when_configured(tmp_path, monkey
     assert len(seen) == 2 and all((g is not None) == balanced for g in seen)
 
 
-def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path, monkeypatch, capsys):
-    images, labels = toy_faces()
-    cfg = dataclasses.replace(STARGAN_TOY, num_iters=4, model_save_step=2)
-    ts.train_stargan(images, labels, cfg, tmp_path, device="cpu", progress=False)
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del ckpt["config"]["balanced_domains"], ckpt["fingerprint"]["settings"]["balanced_domains"]  # before the option
-    torch.save(ckpt, tmp_path / "checkpoint.pt")
-    steps = record_steps(monkeypatch, ts)
-    _, history = ts.train_stargan(images, labels, cfg, tmp_path, device="cpu", progress=False)
-    assert steps == [] and len(history) == 4  # resumed at its last step: it trained as the default does
-    ts.train_stargan(images, labels, dataclasses.replace(cfg, balanced_domains=True), tmp_path, device="cpu",
-                     progress=False)
-    assert steps == [0, 1, 2, 3]  # the option changes what is learnt: not resumed
-    assert "other settings: balanced_domains=False (now True)" in capsys.readouterr().out
-
-
 # ---------------------------------------------------------------- which checkpoint a run goes on from
 
 def record_steps(monkeypatch, module) -> list[int]:
@@ -190,7 +175,7 @@ def test_a_checkpoint_resumes_only_on_its_own_data_and_settings(tmp_path, monkey
     images, labels = toy_faces()
     run(images, labels, cfg, tmp_path)
     ckpt = tmp_path / "checkpoint.pt"
-    assert len(torch.load(ckpt, weights_only=True)["fingerprint"]["data_sha256"]) == 64
+    assert len(torch.load(ckpt, weights_only=True)["identity"]["inputs"]["faces"]) == 64
     steps = record_steps(monkeypatch, module)
     longer = dataclasses.replace(cfg, num_iters=3, sample_step=3, model_save_step=3)  # length and saving only
     run(images, labels, longer, tmp_path)
@@ -204,13 +189,13 @@ def test_a_checkpoint_resumes_only_on_its_own_data_and_settings(tmp_path, monkey
     run(images, labels, longer, tmp_path)
     assert steps == [0, 1, 2]
     out = capsys.readouterr().out
-    assert f"{ckpt}: not resumed: it was trained on other data (sha256 " in out
+    assert f"{ckpt}: not resumed: input changed: faces hash " in out
     assert "set aside as checkpoint.pt.stale " in out and (tmp_path / "checkpoint.pt.stale").is_file()
     steps.clear()
     run(images, labels, dataclasses.replace(longer, **setting), tmp_path)
     assert steps == [0, 1, 2]
     (name, value), = setting.items()
-    assert f"other settings: {name}={getattr(cfg, name)!r} (now {value!r})" in capsys.readouterr().out
+    assert f"settings changed: {name} {getattr(cfg, name)} -> {value}" in capsys.readouterr().out
     assert (tmp_path / "checkpoint.pt.stale").is_file() and (tmp_path / "checkpoint.pt.stale.1").is_file()
 
 
@@ -224,17 +209,28 @@ def test_a_resumed_stargan_follows_the_new_learning_rate_schedule(tmp_path, monk
     assert rates == [cfg.g_lr, cfg.g_lr / 2]
 
 
-def test_a_checkpoint_written_before_fingerprints_is_set_aside(tmp_path, monkeypatch, capsys):
+def test_a_checkpoint_of_other_training_code_is_set_aside_naming_the_file(tmp_path, monkeypatch, capsys):
+    images, labels = toy_faces()
+    cfg = dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2)
+    run_stargan(images, labels, cfg, tmp_path)
+    monkeypatch.setitem(identity.CODE["gan-training"], "gan/stargan.py", "0" * 16)  # as if stargan.py was edited
+    steps = record_steps(monkeypatch, ts)
+    run_stargan(images, labels, dataclasses.replace(cfg, num_iters=3, model_save_step=3), tmp_path)
+    assert steps == [0, 1, 2] and (tmp_path / "checkpoint.pt.stale").is_file()
+    assert "not resumed: code changed: gan/stargan.py;" in capsys.readouterr().out
+
+
+def test_a_checkpoint_written_before_identities_is_set_aside(tmp_path, monkeypatch, capsys):
     images, labels = toy_faces()
     cfg = dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2)
     run_stargan(images, labels, cfg, tmp_path)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del ckpt["fingerprint"]  # as every checkpoint before them: its data is unknown
+    del ckpt["identity"]  # as every checkpoint before them: its data and code are unknown
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     steps = record_steps(monkeypatch, ts)
     run_stargan(images, labels, cfg, tmp_path)
     assert steps == [0, 1] and (tmp_path / "checkpoint.pt.stale").is_file()
-    assert "written before checkpoints recorded their training data" in capsys.readouterr().out
+    assert f"not resumed: {identity.OLDER}" in capsys.readouterr().out
 
 
 TRAIN_GAN_TINY = {"device": "cpu", "gan.resolution": 16, "gan.stargan_iters": 2, "gan.stargan_batch_size": 4,
@@ -251,7 +247,7 @@ def test_train_gan_sets_a_foreign_checkpoint_aside_before_choosing_init(tmp_path
     path = tg.train_gan(other, "stargan", progress=False, init=init)
     prov = json.loads((path.parent / "provenance.json").read_text())
     assert prov["resumed_from"] == 0 and prov["initialised_from"]["path"] == str(init)  # --init is used
-    assert "not resumed: it was trained with other settings: lambda_rec=10.0 (now 5.0)" in capsys.readouterr().out
+    assert "not resumed: settings changed: lambda_rec 10.0 -> 5.0" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name, content, match", [

@@ -1,8 +1,9 @@
 """Plumbing shared by the GAN training loops: uint8 arrays to tensors, sample grids, checkpoints, warm starts.
 
 A run resumes from its ``checkpoint.pt`` only if the checkpoint was trained on the same data (sha256 of the
-arrays) with the same result-changing settings; otherwise, or when it cannot be read, the checkpoint is set
-aside (renamed, never deleted) with a log line and training starts afresh (``docs/generators.md``).
+arrays) with the same result-changing settings and training code (its identity, ``fer_utils.identity``);
+otherwise, or when it cannot be read, the checkpoint is set aside (renamed, never deleted) with a log line
+and training starts afresh (``docs/generators.md``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ..config import WeightsError
+from ..identity import identity, mismatch
 from ..runtime import atomic_path
 from .weights import one_line, reading
 
@@ -57,7 +59,7 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write a resumable training checkpoint (state dicts, optimisers, step, config, fingerprint) atomically."""
+    """Write a resumable training checkpoint (state dicts, optimisers, step, config, identity) atomically."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -91,45 +93,29 @@ def result_settings(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in type(cfg).SCHEDULE}
 
 
-def run_fingerprint(cfg: Any, data: str) -> dict[str, Any]:
-    """What a checkpoint records so that only a run on the same data and settings resumes it."""
-    return {"data_sha256": data, "settings": result_settings(cfg)}
+def training_identity(cfg: Any, data: str) -> dict[str, Any]:
+    """What a checkpoint records so that only a run on the same data, settings and code resumes it
+    (``fer_utils.identity``): the data fingerprint, the result-changing settings, the GAN training code."""
+    return identity("gan-training", {"faces": data}, result_settings(cfg))
 
 
 def resumable_checkpoint(path: Path, cfg: Any, data: str) -> dict[str, Any] | None:
     """The checkpoint at ``path`` if this run (``cfg``, data fingerprint ``data``) may go on from it, else None.
 
-    One that cannot be read, or was trained on other data or with other result-changing settings (or
-    before checkpoints recorded them), is set aside with a log line, so the run starts afresh.
+    One that cannot be read, or whose identity is not this run's (other data, result-changing settings or
+    training code, or written before checkpoints recorded one), is set aside with a log line naming what
+    changed, so the run starts afresh.
     """
     try:
         ckpt = load_checkpoint(path)
     except WeightsError as exc:
         set_aside(path, "corrupt", f"cannot be read ({one_line(exc.__cause__ or exc)})")
         return None
-    reason = None if ckpt is None else _mismatch(ckpt.get("fingerprint"), cfg, data)
+    reason = None if ckpt is None else mismatch(ckpt.get("identity"), training_identity(cfg, data))
     if reason:
         set_aside(path, "stale", reason)
         return None
     return ckpt
-
-
-def _mismatch(saved: Any, cfg: Any, data: str) -> str | None:
-    """Why a checkpoint with fingerprint ``saved`` must not be resumed by this run, or None if it may be.
-
-    Settings an older checkpoint lacks count as their defaults (options added since, which default to the old
-    behaviour).
-    """
-    if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
-        return "it was written before checkpoints recorded their training data and settings"
-    if saved.get("data_sha256") != data:
-        return f"it was trained on other data (sha256 {str(saved.get('data_sha256'))[:12]}, now {data[:12]})"
-    before, now = result_settings(type(cfg)()) | saved["settings"], result_settings(cfg)
-    differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    if differ:
-        return "it was trained with other settings: " + ", ".join(
-            f"{k}={before.get(k)!r} (now {now.get(k)!r})" for k in differ)
-    return None
 
 
 def set_aside(path: Path, tag: str, reason: str) -> Path:

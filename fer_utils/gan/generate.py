@@ -7,14 +7,17 @@ A unit is 144 StyleGAN2 identities, each translated by StarGAN to the six expres
     <data.generated>/MANIFEST.json      weights + sha256, psi, seed, counts, crop fallbacks, speed
 
 Subject folders start with ``u{unit:02d}_`` so an experiment takes units < k for ratio k. Each unit
-is written under a hidden temp folder, moved into place, then marked done (``.u{unit:02d}.done.json``);
-an interrupted unit is removed and redone, so a rerun resumes and never mixes partial units.
+is written under a hidden temp folder of its process, moved into place, then marked done
+(``.u{unit:02d}.done.json``, with the unit's identity: weights, settings, code; ``fer_utils.identity``);
+an interrupted unit is removed and redone, so a rerun resumes and never mixes partial units, and a unit of
+other weights, settings or code is named and made again. One process writes the database at a time.
 """
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,15 +27,17 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError
+from ..config import Config
 from ..emotions import EMOTIONS
+from ..identity import identity, mismatch
 from ..preprocess import SPLITS, scale_counts
-from ..runtime import file_sha256, versions, write_json
+from ..runtime import exclusive, file_sha256, remove_stale_temporaries, temporary_prefix, versions, write_json
 from .pipeline import Pipeline, latents, load_pipeline
 
 IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
 SPLIT_COUNTS = (109, 10, 25)  # paper §4.1
 MANIFEST = "MANIFEST.json"
+DONE = re.compile(r"^\.u(\d+)\.done\.json$")  # the mark of a unit written completely
 UNIT_PATTERN = re.compile(r"^generated:u(\d+)_")  # subject ids of the faces written here, as the adapter names them
 
 
@@ -73,27 +78,30 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     root = Path(out) if out is not None else cfg.path(cfg.data.generated)
     units = cfg.generate.units if units is None else units
     pipe, paths = load_pipeline(cfg)
-    recipe = {"weights": {model: file_sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
-              "seed": cfg.generate.seed, "stargan_size": pipe.size, "margin": pipe.margin}
-    bar = tqdm(total=units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
-    written = []
-    for unit in range(units):
-        marker = root / f".u{unit:02d}.done.json"
-        if not marker.is_file():
-            write_json(marker, dict(_write_unit(root, unit, pipe, cfg, bar), recipe=recipe))
-            written.append(unit)
-        bar.n = (unit + 1) * IDENTITIES_PER_UNIT
-        bar.refresh()
-    bar.close()
-    done = {}
-    for marker in sorted(root.glob(".u*.done.json")):  # every unit on disk, this run's or an earlier one's
-        stats = json.loads(marker.read_text())
-        if stats["recipe"] != recipe:
-            raise ConfigError(f"data.generated: {root} holds unit {stats['unit']} made with other weights, psi, "
-                              f"seed or crop ({stats['recipe']}); delete the folder or point data.generated elsewhere")
-        done[stats["unit"]] = stats
-    manifest = _manifest(cfg, paths, pipe, done)
-    write_json(root / MANIFEST, manifest)
+    ident = identity("generated", {model: file_sha256(path) for model, path in paths.items()},
+                     {"truncation_psi": pipe.psi, "seed": cfg.generate.seed, "stargan_size": pipe.size,
+                      "margin": pipe.margin})
+    with exclusive(root, "the generated database"):  # a second writer waits, then finds these units done
+        root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(root)
+        done, written = _current_units(root, ident), []
+        bar = tqdm(total=units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
+        for unit in range(units):
+            if unit not in done:
+                done[unit] = dict(_write_unit(root, unit, pipe, cfg, bar), identity=ident)
+                write_json(root / f".u{unit:02d}.done.json", done[unit])
+                written.append(unit)
+            bar.n = (unit + 1) * IDENTITIES_PER_UNIT
+            bar.refresh()
+        bar.close()
+        manifest = _manifest(cfg, paths, pipe, done)
+        write_json(root / MANIFEST, manifest)
+    _report(root, manifest, done, written)
+    return root
+
+
+def _report(root: Path, manifest: dict[str, Any], done: dict[int, dict[str, Any]], written: list[int]) -> None:
+    """Say what this call generated and what it reused."""
     if written:  # the rate of this call's units only: reused units took no time now
         rate = len(written) * IDENTITIES_PER_UNIT / max(sum(done[u]["seconds"] for u in written), 1e-9)
         print(f"generated {len(written)} units ({len(written) * IDENTITIES_PER_UNIT} identities x 6 expressions, "
@@ -102,14 +110,50 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     else:
         print(f"reused {len(done)} units ({manifest['identities']} identities x 6 expressions) in {root}: "
               "nothing to generate")
-    return root
+
+
+def _current_units(root: Path, ident: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The units on disk made with identity ``ident``, by number; any other (other weights, settings or code, or
+    an older version's) is named and deleted, to be made again when needed: one database never mixes two."""
+    done = {}
+    for marker in sorted(p for p in root.glob(".u*.done.json") if DONE.match(p.name)):  # this run's or earlier ones
+        try:
+            stats = json.loads(marker.read_text())
+            unit = int(stats["unit"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            reason, unit = f"its mark is unreadable ({type(exc).__name__}: {exc})", int(DONE.match(marker.name)[1])
+        else:
+            reason = mismatch(stats.get("identity"), ident)
+        if reason is None:
+            done[unit] = stats
+            continue
+        print(f"generated unit {unit} in {root} is stale: {reason}; deleted, made again when needed")
+        marker.unlink()
+        _remove_unit(root, unit)
+    return done
 
 
 def _write_unit(root: Path, unit: int, pipe: Pipeline, cfg: Config, bar: tqdm) -> dict[str, Any]:
-    """Generate one unit into a temp folder, then move its subject folders into place; return its stats."""
-    tmp = root / f".u{unit:02d}.tmp"
-    _remove_unit(root, unit, tmp)
+    """Generate one unit into a temp folder of this process, then move its subject folders into place; return its
+    stats."""
+    _remove_unit(root, unit)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=temporary_prefix(root / f"u{unit:02d}"), suffix=".tmp"))
     t0 = time.perf_counter()
+    try:
+        splits, crops = _draw_unit(tmp, unit, pipe, cfg, bar)
+        for subject in sorted(tmp.glob("*/*/*")):
+            dst = root / subject.relative_to(tmp)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            subject.rename(dst)
+    finally:  # a killed process leaves it to remove_stale_temporaries
+        shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    return {"unit": unit, "identities": IDENTITIES_PER_UNIT, "splits": dict(Counter(splits)), "crops": dict(crops),
+            "seconds": seconds}
+
+
+def _draw_unit(tmp: Path, unit: int, pipe: Pipeline, cfg: Config, bar: tqdm) -> tuple[list[str], Counter]:
+    """Write the faces of ``unit`` under ``tmp``; return each identity's split and how its faces were cropped."""
     z = latents(cfg.generate.seed, unit, IDENTITIES_PER_UNIT, pipe.stylegan2.z_dim)
     splits, crops = split_of(), Counter()
     for lo in range(0, IDENTITIES_PER_UNIT, cfg.generate.batch_size):
@@ -119,19 +163,11 @@ def _write_unit(root: Path, unit: int, pipe: Pipeline, cfg: Config, bar: tqdm) -
             for name, img in zip(EMOTIONS, six):
                 _write_png(tmp / splits[k] / name / subject_name(unit, k) / f"{subject_name(unit, k)}_{name}.png", img)
         bar.update(len(faces))
-    for subject in sorted(tmp.glob("*/*/*")):
-        dst = root / subject.relative_to(tmp)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        subject.rename(dst)
-    shutil.rmtree(tmp)
-    seconds = time.perf_counter() - t0
-    return {"unit": unit, "identities": IDENTITIES_PER_UNIT, "splits": dict(Counter(splits)), "crops": dict(crops),
-            "seconds": seconds}
+    return splits, crops
 
 
-def _remove_unit(root: Path, unit: int, tmp: Path) -> None:
-    """Delete what an interrupted run left of ``unit`` (its temp folder and any subject folders moved)."""
-    shutil.rmtree(tmp, ignore_errors=True)
+def _remove_unit(root: Path, unit: int) -> None:
+    """Delete the subject folders of ``unit`` (what an interrupted or stale one left)."""
     for subject in root.glob(f"*/*/u{unit:02d}_id*"):
         shutil.rmtree(subject)
 

@@ -20,9 +20,9 @@ from .checkpoints import (
     images_to_tensor,
     load_networks,
     resumable_checkpoint,
-    run_fingerprint,
     save_checkpoint,
     save_grid,
+    training_identity,
 )
 from .stargan import Discriminator, Generator
 from .weights import save_weights
@@ -247,7 +247,7 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
             save_samples(G, x_all[:8], cfg.c_dim, out_dir / "samples" / f"{i + 1:06d}-images.png")
         if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
             save_checkpoint(out_dir / "checkpoint.pt", dict(
-                step=i + 1, config=dataclasses.asdict(cfg), fingerprint=run_fingerprint(cfg, data),
+                step=i + 1, config=dataclasses.asdict(cfg), identity=training_identity(cfg, data),
                 G=G.state_dict(), D=D.state_dict(), g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(),
                 rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history,
                 seconds=seconds_before + time.perf_counter() - t0))

@@ -26,9 +26,9 @@ from .checkpoints import (
     images_to_tensor,
     load_networks,
     resumable_checkpoint,
-    run_fingerprint,
     save_checkpoint,
     save_grid,
+    training_identity,
 )
 from .stylegan2 import Discriminator, Generator
 from .weights import save_weights
@@ -186,7 +186,7 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
                 save_grid(G_ema(z_fixed, noise_mode="const"), out_dir / "samples" / f"{i + 1:06d}.png", nrow=4)
         if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
             save_checkpoint(out_dir / "checkpoint.pt", dict(
-                step=i + 1, config=dataclasses.asdict(cfg), fingerprint=run_fingerprint(cfg, data),
+                step=i + 1, config=dataclasses.asdict(cfg), identity=training_identity(cfg, data),
                 G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(), G_opt=opts["G"].state_dict(),
                 D_opt=opts["D"].state_dict(), rng=gen.get_state(), torch_rng=torch.get_rng_state(), history=history,
                 seconds=seconds_before + time.perf_counter() - t0))
