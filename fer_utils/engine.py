@@ -21,6 +21,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
+from .identity import identity, mismatch
 from .models import build_model
 from .runtime import (
     atomic_path,
@@ -182,10 +183,10 @@ def _early_stopping(state: _State, run: dict, epoch: int, metrics: dict[str, lis
                 state.stopped[s] = epoch
 
 
-def _save(path: Path, run: dict, state: _State, gens: list[torch.Generator], meta: dict) -> None:
-    """Write model, optimizer, history, epoch, RNG states and config in one atomic file."""
+def _save(path: Path, run: dict, state: _State, gens: list[torch.Generator], ident: dict) -> None:
+    """Write model, optimizer, history, epoch, RNG states and the run's identity in one atomic file."""
     payload = {
-        "meta": meta, "state": dataclasses.asdict(state),
+        "identity": ident, "state": dataclasses.asdict(state),
         "params": run["params"], "best": run["best"],
         "opt": run["opt"].state_dict(), "sched": run["sched"].state_dict(),
         "gens": [g.get_state() for g in gens], "torch_rng": torch.get_rng_state(),
@@ -195,17 +196,18 @@ def _save(path: Path, run: dict, state: _State, gens: list[torch.Generator], met
         torch.save(payload, tmp)
 
 
-def _usable_checkpoint(path: Path, device: torch.device, meta: dict) -> dict | None:
-    """The checkpoint at ``path`` if it loads and was made from the same data, seeds and recipe, else None.
+def _usable_checkpoint(path: Path, device: torch.device, ident: dict) -> dict | None:
+    """The checkpoint at ``path`` if it loads and its identity is ``ident`` (the same faces, seeds, recipe and
+    training code), else None.
 
     A damaged file or another run's state is deleted with a line saying which and why: resuming it would
-    save weights trained on other faces (or other settings) under this run's name.
+    save weights trained on other faces (or other settings, or by other code) under this run's name.
     """
     if not path.exists():
         return None
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
-        why = "" if ckpt["meta"] == meta else _difference(ckpt["meta"], meta)
+        why = mismatch(ckpt.get("identity"), ident)
     except Exception as exc:  # noqa: BLE001 - any unreadable file: truncated, garbage, an older format
         why = f"unreadable ({type(exc).__name__}: {exc})"
     if not why:
@@ -213,13 +215,6 @@ def _usable_checkpoint(path: Path, device: torch.device, meta: dict) -> dict | N
     print(f"deleted checkpoint {path}: {why}; training from the start")
     path.unlink(missing_ok=True)
     return None
-
-
-def _difference(saved: dict, meta: dict) -> str:
-    """Which entries of a checkpoint's meta differ from this run's, for the log line."""
-    keys = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
-    return "made from other " + ", ".join(f"{k} ({saved.get(k)!r} != {meta.get(k)!r})" if k != "data" else "data"
-                                        for k in keys)
 
 
 @torch.no_grad()
@@ -273,12 +268,12 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
     recipe["precision"] = run["precision"]  # what ran, which "auto" does not say
-    data = data_hash({"train": train, "val": val})
-    meta = {"model": model_name, "seeds": list(seeds), "recipe": recipe, "data": data}
+    ident = identity("classifier", {"train+val": data_hash({"train": train, "val": val})},
+                     {"model": model_name, "seeds": list(seeds), "recipe": recipe})
     keys = ("loss", "acc", "val_loss", "val_acc")
     state = _State(0, [{k: [] for k in keys} for _ in seeds], [float("inf")] * len(seeds),
                    [0] * len(seeds), [0] * len(seeds), [0] * len(seeds), 0.0, 0)
-    saved = None if checkpoint is None else _usable_checkpoint(Path(checkpoint), device, meta)
+    saved = None if checkpoint is None else _usable_checkpoint(Path(checkpoint), device, ident)
     if saved is not None:
         state = _resume(saved, run, gens)
     bar = tqdm(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, disable=not progress,
@@ -296,7 +291,7 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
         state.epoch = epoch + 1
         bar.set_postfix(val_loss=f"{min(values[2]):.3f}", val_acc=f"{max(values[3]):.3f}")
         if checkpoint is not None:
-            _save(Path(checkpoint), run, state, gens, meta)
+            _save(Path(checkpoint), run, state, gens, ident)
     return _results(model_name, run, state, tuple(seeds))
 
 

@@ -63,7 +63,7 @@ from safetensors.torch import load_file
 from synthetic import synthetic_faces, tiny_cnn
 
 from fer_utils import engine as T
-from fer_utils import experiments
+from fer_utils import experiments, identity
 from fer_utils import preprocess as P
 from fer_utils.config import load_config
 from fer_utils.models import MODELS
@@ -244,8 +244,10 @@ def drive(spec: dict[str, Any]) -> None:
 
 
 def files(folder: Path) -> list[str]:
-    """Every file and folder under ``folder``, relative, sorted: what a rerun must leave (temporaries included)."""
-    return sorted(p.relative_to(folder).as_posix() + ("/" if p.is_dir() else "") for p in folder.rglob("*"))
+    """Every file and folder under ``folder``, relative, sorted: what a rerun must leave (temporaries included; the
+    inter-process locks stay, as the world's do)."""
+    return sorted(p.relative_to(folder).as_posix() + ("/" if p.is_dir() else "") for p in folder.rglob("*")
+                  if p.suffix != ".lock")
 
 
 def temporaries(folder: Path) -> list[str]:
@@ -696,7 +698,7 @@ def test_a_margin_change_does_not_resume_the_old_margins_checkpoint(drivers, tmp
     assert checkpoint.is_file()
     counting = Counting(monkeypatch)
     run_classifier(results, (0,), "rafd", **rendered_overrides(rendered_rafd, cache, 0.25))
-    assert f"deleted checkpoint {checkpoint}: made from other data" in capsys.readouterr().out
+    assert f"deleted checkpoint {checkpoint}: input changed: train+val hash " in capsys.readouterr().out
     assert counting.epochs == 2  # trained from the start
     monkeypatch.undo()
     run_classifier(tmp_path / "clean25", (0,), "rafd", **rendered_overrides(rendered_rafd, tmp_path / "c25", 0.25))
@@ -718,7 +720,7 @@ def test_an_lr_change_retrains_finished_runs_and_ignores_old_checkpoints(tmp_pat
     run_classifier(results, **{"train.lr": 2e-4})
     out = capsys.readouterr().out
     assert counting.fits == [(0,), (1,)] and counting.epochs == 6  # the finished run trained again, seed 1 afresh
-    assert f"deleted checkpoint {folder / '.real-seed1-x1.train.pt'}: made from other recipe" in out
+    assert f"deleted checkpoint {folder / '.real-seed1-x1.train.pt'}: settings changed: recipe.lr " in out
     monkeypatch.undo()
     run_classifier(tmp_path / "clean", **{"train.lr": 2e-4})
     assert_same_runs(folder, tmp_path / "clean" / "real")
@@ -742,3 +744,67 @@ def test_a_run_killed_between_its_weights_and_its_record_is_not_mixed_with_the_o
 
 
 JOBS = {"preprocess": job_preprocess, "classifier": job_classifier, "gan": job_gan}
+
+
+# ====================================================================== 6. code changed between runs
+def test_a_model_code_change_retrains_finished_runs_and_ignores_old_checkpoints(tmp_path, clean_runs, monkeypatch,
+                                                                                capsys):
+    """Issue 37 case 2: after an edit of the model code, a finished run was reused and a checkpoint resumed."""
+    results = tmp_path / "results"
+    interrupt_at_epoch(monkeypatch, 5, results)  # seed 0 finished (3 epochs), seed 1 checkpointed after epoch 1
+    folder = results / "real"
+    monkeypatch.setitem(identity.CODE["classifier"], "models/cnn.py", "0" * 16)  # as if cnn.py had been edited
+    capsys.readouterr()
+    counting = Counting(monkeypatch)
+    run_classifier(results)
+    out = capsys.readouterr().out
+    assert counting.fits == [(0,), (1,)] and counting.epochs == 6  # the finished run trained again, seed 1 afresh
+    assert f"stale {folder / 'real-seed0.json'}: code changed: models/cnn.py" in out
+    assert f"deleted checkpoint {folder / '.real-seed1-x1.train.pt'}: code changed: models/cnn.py" in out
+    for name, (record, weights) in saved_runs(clean_runs).items():  # the same source ran: a clean run's numbers
+        got = saved_runs(folder)[name]
+        assert got[0]["metrics"] == record["metrics"] and got[0]["identity"]["code"]["models/cnn.py"] == "0" * 16
+        assert all(np.array_equal(got[1][k], v) for k, v in weights.items())
+    assert files(folder) == files(clean_runs)
+
+
+def test_a_generator_code_change_makes_the_units_again(tmp_path, tiny_weights, monkeypatch, capsys):
+    """Units made by other generation code are named and made again; those beyond the request are deleted."""
+    from fer_utils.gan import generate as gen
+
+    cfg = load_config("quick", {"device": "cpu", "generate.stylegan2_weights": str(tiny_weights[0]),
+                                "generate.stargan_weights": str(tiny_weights[1]), "generate.batch_size": 48})
+    root = gen.generate_database(cfg, tmp_path / "g", progress=False, units=2)
+    before = {p: p.read_bytes() for p in sorted(root.glob("*/*/u00_id*/*.png"))}
+    monkeypatch.setitem(identity.CODE["generated"], "gan/pipeline.py", "0" * 16)  # as if pipeline.py was edited
+    drawn = []
+    draw = gen._draw_unit
+    monkeypatch.setattr(gen, "_draw_unit", lambda tmp, unit, *args: drawn.append(unit) or draw(tmp, unit, *args))
+    capsys.readouterr()
+    gen.generate_database(cfg, root, progress=False, units=1)
+    out = capsys.readouterr().out
+    assert drawn == [0]  # unit 0 made again; unit 1 is not asked for, so it is deleted rather than kept stale
+    for unit in (0, 1):
+        assert f"generated unit {unit} in {root} is stale: code changed: gan/pipeline.py" in out
+    assert not list(root.glob("*/*/u01_id*")) and not (root / ".u01.done.json").exists()
+    assert {p: p.read_bytes() for p in sorted(root.glob("*/*/u00_id*/*.png"))} == before  # the same source ran
+    assert json.loads((root / gen.MANIFEST).read_text())["units"] == 1
+
+
+def test_a_gan_training_code_change_does_not_resume_its_checkpoint(tmp_path, affectnet, clean_gan,
+                                                                   interrupt_training, monkeypatch, capsys):
+    from fer_utils.gan import train_stargan
+
+    interrupt_training(train_stargan, 3)  # the step-2 checkpoint is on disk
+    with one_thread(), pytest.raises(KeyboardInterrupt):
+        run_gan(affectnet, tmp_path)
+    monkeypatch.undo()
+    out_dir = tmp_path / "results" / "gan" / "stargan"
+    assert torch.load(out_dir / "checkpoint.pt", weights_only=True)["step"] == 2
+    monkeypatch.setitem(identity.CODE["gan-training"], "gan/stargan.py", "0" * 16)  # as if stargan.py was edited
+    capsys.readouterr()
+    with one_thread():
+        run_gan(affectnet, tmp_path)
+    assert "not resumed: code changed: gan/stargan.py" in capsys.readouterr().out
+    assert json.loads((out_dir / "provenance.json").read_text())["resumed_from"] == 0
+    assert_same_gan(out_dir, clean_gan)  # trained from the start: an uninterrupted run's weights

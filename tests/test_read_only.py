@@ -3,6 +3,8 @@ results folders as they found them (issue 37 case 8: ``--status`` wrote crop-cac
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from fer_utils import cli
 from fer_utils.config import load_config
 from fer_utils.facegen import write_world
+from fer_utils.preprocess import load_database
 
 DATABASES = ("rafd", "oulu", "mmi", "ckplus")
 TINY = {"world.rafd_subjects": 2, "world.oulu_subjects": 2, "world.mmi_subjects": 1, "world.ckplus_subjects": 3,
@@ -49,3 +52,24 @@ def test_questions_write_nothing(project, command, capsys) -> None:
     assert _snapshot(project) == before
     if command == ["sweep", "--status"]:  # it read the data to judge the record: a record of no identity
         assert "no identity recorded" in out and "0 runs done" in out
+
+
+def test_check_verify_names_a_same_size_edit_with_its_time_restored(project, tmp_path, capsys) -> None:
+    """The crop cache keys files by size and mtime (as make and rsync do): such an edit reuses the old crop, so
+    ``check --verify`` re-hashes the content and names the file."""
+    shutil.copytree(project / "data", tmp_path / "data")
+    settings = _settings(tmp_path)
+    faces = load_database(load_config("quick", settings), "rafd")  # cached, with each input's content hash
+    image = Path(faces.manifest[0]["path"])
+    args = ["check", "--verify", "--preset", "quick", "--device", "cpu",
+            *(arg for key, value in settings.items() for arg in ("--set", f"{key}={value}"))]
+    capsys.readouterr()
+    cli.main(args)
+    assert "changed content" not in capsys.readouterr().err
+    stat, data = image.stat(), bytearray(image.read_bytes())
+    data[-3] ^= 0xFF  # one byte of the same-size file
+    image.write_bytes(bytes(data))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"data.rafd: {image} changed content (sha256 " in err and "under an unchanged size and mtime" in err
