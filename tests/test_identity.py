@@ -20,6 +20,10 @@ def test_a_changed_source_file_is_named_by_its_path(tmp_path) -> None:
     assert before == identity.CODE["classifier"]
     saved = {"inputs": {}, "settings": {}, "code": before}
     assert identity.mismatch(saved, {"inputs": {}, "settings": {}, "code": now}) == "code changed: models/cnn.py"
+    world = identity.code_hashes("world", package)
+    for unrelated in ("plots.py", "uncertainty.py", "facegen/figures.py"):  # figures and statistics redo nothing
+        (package / unrelated).write_text((package / unrelated).read_text() + "\n# edited\n")
+    assert identity.code_hashes("classifier", package) == now and identity.code_hashes("world", package) == world
 
 
 def test_each_kind_depends_on_the_code_that_decides_its_numbers_only() -> None:
