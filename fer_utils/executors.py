@@ -242,7 +242,8 @@ def dispatch(cfg: Config, runs: Sequence[Run], backend: Backend, task: Task = tr
              progress: bool = True) -> list[str]:
     """Train ``runs`` on ``backend``, at most ``backend.slots`` at once; return one line per run that failed.
 
-    A run that raises or whose worker is lost is submitted again, ``retries`` times; the rest go on.
+    A run that raises or whose worker is lost is submitted again, ``retries`` times; the rest go on. An
+    ``InputError`` (a diverged run, a bad setting) is reported at once: a retry would fail the same way.
     """
     pending, attempts = deque(runs), Counter()
     inflight: dict[Any, Run] = {}
@@ -274,7 +275,7 @@ def dispatch(cfg: Config, runs: Sequence[Run], backend: Backend, task: Task = tr
             try:
                 future.result()
             except Exception as exc:  # noqa: BLE001 - a failed or lost run: retry it, else report it, go on
-                if attempts[run] <= retries:
+                if attempts[run] <= retries and not isinstance(exc, InputError):  # a user's to fix: same again
                     tqdm.write(f"retrying {label} ({type(exc).__name__}: {exc})")
                     pending.append(run)
                 else:

@@ -21,7 +21,7 @@ import numpy as np
 from torch import nn
 
 from .config import EXPERIMENTS, Config, ConfigError, DataError, InputError, TrainConfig, require_path
-from .engine import VMAP_DEVICES, ArraySplit, fit, predict
+from .engine import VMAP_DEVICES, ArraySplit, fit, predict, raise_failures
 from .evaluate import evaluate, save_run
 from .filtering import filtered_generated_splits
 from .gan.generate import unit_of
@@ -249,10 +249,14 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
             print(f"removed {leftover}: the training checkpoint of a finished run")
             leftover.unlink()
     train, val = (ArraySplit(splits[name].images, splits[name].labels) for name in ("train", "val"))
+    failed = []  # diverged members: never saved, named once the others are
     for group in member_groups(todo, cfg.device):  # each group saved before the next starts: a kill loses one
         checkpoint = folder / f".{run_name(experiment, ratio, group[0])}-x{len(group)}.train.pt"
         for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
                           checkpoint=checkpoint, progress=progress):
+            if result.failure:
+                failed.append(result)
+                continue
             metrics = score(result.model, tests, cfg.device)
             save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
             fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
@@ -262,6 +266,7 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
                      metrics, result.history, fit_info, data_sources(tests) | notes)
             done[result.seed] = finished_run(paths[result.seed], params, identity)
         checkpoint.unlink(missing_ok=True)
+    raise_failures(f"train {experiment} k={ratio}", failed)
     return [done[s] for s in seeds]
 
 

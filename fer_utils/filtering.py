@@ -31,7 +31,7 @@ from torch import nn
 
 from .config import FILTERS, Config, ConfigError, DataError
 from .emotions import EMOTIONS
-from .engine import ArraySplit, fit, predict
+from .engine import ArraySplit, fit, predict, raise_failures
 from .gan import generate as gen
 from .models.io import load_model, save_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits, split_subjects
@@ -109,6 +109,9 @@ def _trained_filter(cfg: Config, progress: bool = False) -> tuple[nn.Module, dic
         checkpoint = path.parent / ".filter.train.pt"  # resumed by fit() only if made from these faces and recipe
         (result,) = fit(FILTER_MODEL, fit_set, stop_set, cfg.train, cfg.device, seeds=(cfg.train.seed,),
                         checkpoint=checkpoint, progress=progress)
+        if result.failure:
+            checkpoint.unlink(missing_ok=True)  # a rerun with the same recipe would resume the diverged weights
+        raise_failures("the filter CNN (generate.filter)", [result])  # a diverged filter would keep no face
         accuracy = float((predict(result.model, stop_set.images, cfg.device).argmax(1) == stop_set.labels).mean())
         save_model(result.model, FILTER_MODEL, weights)
         write_record(path, {"params": params, "data_hash": hash_, "stop_accuracy": accuracy,
