@@ -224,12 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; settings, data-layout and weights errors exit with status 2 and a one-line message."""
+    """Entry point; settings, data-layout, weights, diverged-run and failed-write errors exit with status 2 and a
+    one-line message."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(_config(args), args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write outside the atomic writers (the world's files, a lock): still one line
+        from .runtime import write_failure
+
+        error = write_failure(exc.filename or "a file", exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 

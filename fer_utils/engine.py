@@ -321,6 +321,14 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
     return _results(model_name, run, state, tuple(seeds), initial, cfg)
 
 
+def disk_needed(model_name: str, members: int = 1) -> int:
+    """Bytes a checkpointed fit needs free at its peak: a checkpoint (weights, best weights, Adam's two moments,
+    fp32, per member) and its replacement being written, then each member's weights."""
+    with torch.device("meta"):  # counts parameters without allocating them
+        n = sum(p.numel() for p in build_model(model_name).parameters())
+    return 4 * n * members * (2 * 4 + 1)
+
+
 def _member_checkpoint(checkpoint: Path | None, seed: int) -> Path | None:
     """One member's checkpoint file when members train one after another."""
     return None if checkpoint is None else Path(checkpoint).with_name(f"{Path(checkpoint).stem}-seed{seed}.pt")

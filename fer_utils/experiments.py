@@ -21,13 +21,20 @@ import numpy as np
 from torch import nn
 
 from .config import EXPERIMENTS, Config, ConfigError, DataError, InputError, TrainConfig, require_path
-from .engine import VMAP_DEVICES, ArraySplit, fit, predict, raise_failures
+from .engine import VMAP_DEVICES, ArraySplit, disk_needed, fit, predict, raise_failures
 from .evaluate import evaluate, save_run
 from .filtering import filtered_generated_splits
 from .gan.generate import unit_of
 from .models.io import save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
-from .runtime import data_hash, kept_record, remove_stale_temporaries, resolve_device, resolve_precision
+from .runtime import (
+    check_writable,
+    data_hash,
+    kept_record,
+    remove_stale_temporaries,
+    resolve_device,
+    resolve_precision,
+)
 
 SCORING = 2  # what a record's metrics hold; 2: per-subject counts (``by_subject``) for the two-level intervals
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
@@ -233,13 +240,17 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
         seed: a single seed; ``seeds`` several; neither = ``cfg.train.seed``.
         progress: tqdm bar over epochs.
 
-    Runs whose JSON and weights exist with the same params and data identity are loaded, not retrained.
+    Runs whose JSON and weights exist with the same params and data identity are loaded, not retrained. A run that
+    diverges raises ``TrainingFailed`` after the others are saved; a results folder that cannot be written (or
+    lacks the space a checkpoint needs) raises ``WriteError`` before any data is read.
     """
     check_experiment(experiment, ratio)
     seeds = (seed,) if seed is not None else tuple(seeds) if seeds else (cfg.train.seed,)
-    splits, tests, notes, identity = run_inputs(cfg, experiment, ratio)
     params = run_params(cfg, experiment, ratio)
     folder = cfg.path(cfg.results_dir) / experiment
+    members = max(len(group) for group in member_groups(seeds, cfg.device))
+    check_writable(folder, "results_dir", disk_needed(params["model"], members))  # before the data and training
+    splits, tests, notes, identity = run_inputs(cfg, experiment, ratio)
     paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
     done = {s: finished_run(paths[s], params, identity) for s in seeds}
     todo = tuple(s for s in seeds if done[s] is None)

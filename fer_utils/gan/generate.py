@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..preprocess import SPLITS, scale_counts
-from ..runtime import file_sha256, versions, write_json
+from ..runtime import check_writable, file_sha256, versions, write_json
 from .pipeline import Pipeline, latents, load_pipeline
 
 IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
@@ -72,6 +72,7 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     """
     root = Path(out) if out is not None else cfg.path(cfg.data.generated)
     units = cfg.generate.units if units is None else units
+    check_writable(root, "data.generated")  # before loading the generators, not after a unit's work
     pipe, paths = load_pipeline(cfg)
     recipe = {"weights": {model: file_sha256(path) for model, path in paths.items()}, "truncation_psi": pipe.psi,
               "seed": cfg.generate.seed, "stargan_size": pipe.size, "margin": pipe.margin}
