@@ -101,7 +101,8 @@ def check_weights(cfg: Config) -> list[str]:
         try:
             load_generator(cfg, model)
         except (InputError, OSError) as exc:
-            problems.append(f"generate.{model}_weights: {exc}")
+            key = f"generate.{model}_weights"
+            problems.append(str(exc) if str(exc).startswith(f"{key}:") else f"{key}: {exc}")  # the key once
     return problems
 
 
