@@ -32,11 +32,13 @@ def _cmd_world(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(cfg: Config, args: argparse.Namespace) -> int:
-    from .inputs import check_inputs, check_table, configured_databases
+    from .inputs import check_inputs, check_table, configured_databases, stargan_note
 
     checks, problems = check_inputs(cfg, configured_databases(cfg), weights=True)
     print(f"settings: {args.preset} read, every key known and within its range")
     print(check_table(checks))
+    if not problems and stargan_note(cfg):
+        print(stargan_note(cfg))
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     print(f"{len(problems)} problem(s); nothing was written", file=sys.stderr if problems else sys.stdout)

@@ -244,7 +244,8 @@ class GenerateConfig(Checked):
 
     SECTION = "generate"
     RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
-             "seed": NON_NEGATIVE, "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
+             "seed": NON_NEGATIVE, "stargan_ckpt_resolution": NON_NEGATIVE,
+             "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
              "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "filter": Rule(choices=FILTERS),
              "filter_threshold": Rule(0, 1)}
 
@@ -253,6 +254,7 @@ class GenerateConfig(Checked):
     batch_size: int = 64
     stylegan2_weights: str = ""  # empty = the weights shipped with the project
     stargan_weights: str = ""
+    stargan_ckpt_resolution: int = 0  # px a yunjey *-G.ckpt was trained at; 0 = read from the *-D.ckpt beside it
     seed: int = 0
     identity_people: int = 600  # rendered people the quality check fits its identity space (Fisherfaces) on
     quality_identities: int = 1000  # generated persons the quality check samples (diversity, Frechet)

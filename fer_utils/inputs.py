@@ -91,7 +91,7 @@ def configured_databases(cfg: Config) -> list[str]:
 
 def check_weights(cfg: Config) -> list[str]:
     """Problems with the configured generator weights (``generate.*_weights``): each file must exist and load."""
-    from .gan.shipped import load_generator
+    from .gan.shipped import load_generator, stargan_size
 
     problems = []
     for model in ("stylegan2", "stargan"):
@@ -99,11 +99,27 @@ def check_weights(cfg: Config) -> list[str]:
         if not value:
             continue  # the shipped weights, checked by the tests
         try:
-            load_generator(cfg, model)
+            _, path = load_generator(cfg, model)
+            if model == "stargan":
+                stargan_size(cfg, path)  # a yunjey .ckpt: its size must be known, not assumed
         except (InputError, OSError) as exc:
             key = f"generate.{model}_weights"
             problems.append(str(exc) if str(exc).startswith(f"{key}:") else f"{key}: {exc}")  # the key once
     return problems
+
+
+def stargan_note(cfg: Config) -> str:
+    """What ``check`` says about a user's StarGAN weights: the size they run at and how it is known ("" if none)."""
+    from .gan.shipped import stargan_size, weights_path
+
+    if not cfg.generate.stargan_weights:
+        return ""
+    path = weights_path(cfg, "stargan")
+    try:
+        size, how = stargan_size(cfg, path)
+    except InputError:
+        return ""  # a problem check_weights reports
+    return f"generate.stargan_weights: {path} translates {size}-px crops ({how})"
 
 
 def check_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
