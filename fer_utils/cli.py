@@ -227,10 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; settings, data-layout, weights, diverged-run and failed-write errors exit with status 2 and a
-    one-line message."""
+    one-line message; Ctrl-C (130) and SIGTERM (143) say what they stopped and how to resume."""
+    from .runtime import Stopped, stopping
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(_config(args), args)
+        with stopping():
+            return args.func(_config(args), args)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Stopped: say what stopped and how to go on
+        name = str(exc) if isinstance(exc, Stopped) else "SIGINT (Ctrl-C)"
+        print(f"stopped by {name} during {getattr(exc, 'during', '') or args.command}; rerun the same command to "
+              "resume: finished runs, units and checkpoints are kept", file=sys.stderr)
+        return 143 if isinstance(exc, Stopped) else 130  # 128 + the signal's number, as a shell reports it
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import EXECUTORS, Config, ConfigError, InputError
 from .experiments import Identity, kept_run, run_experiment, run_name, run_params
-from .runtime import resolve_device
+from .runtime import quiet_worker, resolve_device
 
 Run = tuple[str, int, int]  # experiment, ratio, seed
 POLL_S = 0.2
@@ -94,8 +94,8 @@ class Backend:
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Release the workers."""
+    def close(self, now: bool = False) -> None:
+        """Release the workers; ``now``: the sweep was stopped, end their runs rather than wait for them."""
 
 
 def gpus_for(cfg: Config) -> int:
@@ -107,6 +107,7 @@ def gpus_for(cfg: Config) -> int:
 
 def _pin_gpu(gpu_ids: Any) -> None:
     """Worker initializer: this worker sees one GPU only (set before CUDA starts), so one run runs per GPU."""
+    quiet_worker()
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_ids.get())
 
 
@@ -132,7 +133,7 @@ class LocalBackend(Backend):
         from concurrent.futures import ProcessPoolExecutor
 
         if not self.gpus:
-            return ProcessPoolExecutor(self.slots, mp_context=self._context)
+            return ProcessPoolExecutor(self.slots, mp_context=self._context, initializer=quiet_worker)
         gpu_ids = self._context.Queue()
         for gpu in range(self.gpus):
             gpu_ids.put(gpu)
@@ -148,7 +149,10 @@ class LocalBackend(Backend):
             self._pool = self._new_pool()
             return self._pool.submit(task, cfg, *run, self.threads)
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        if now:  # stopped: end the workers' runs rather than wait for them (a kept checkpoint resumes each)
+            for process in list(self._pool._processes.values()):  # no public way before Python 3.14
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -183,7 +187,7 @@ class DaskBackend(Backend):
         return self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
                                   f"{time.monotonic_ns()}")
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

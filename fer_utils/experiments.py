@@ -30,6 +30,7 @@ from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_split
 from .runtime import (
     check_writable,
     data_hash,
+    doing,
     kept_record,
     remove_stale_temporaries,
     resolve_device,
@@ -263,19 +264,20 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
     failed = []  # diverged members: never saved, named once the others are
     for group in member_groups(todo, cfg.device):  # each group saved before the next starts: a kill loses one
         checkpoint = folder / f".{run_name(experiment, ratio, group[0])}-x{len(group)}.train.pt"
-        for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
-                          checkpoint=checkpoint, progress=progress):
-            if result.failure:
-                failed.append(result)
-                continue
-            metrics = score(result.model, tests, cfg.device)
-            save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
-            fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
-                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
-                        "precision": result.precision}
-            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, identity["splits"],
-                     metrics, result.history, fit_info, data_sources(tests) | notes)
-            done[result.seed] = finished_run(paths[result.seed], params, identity)
+        with doing(f"{experiment} k={ratio} seed {', '.join(map(str, group))}"):
+            for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
+                              checkpoint=checkpoint, progress=progress):
+                if result.failure:
+                    failed.append(result)
+                    continue
+                metrics = score(result.model, tests, cfg.device)
+                save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
+                fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
+                            "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
+                            "precision": result.precision}
+                save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, identity["splits"],
+                         metrics, result.history, fit_info, data_sources(tests) | notes)
+                done[result.seed] = finished_run(paths[result.seed], params, identity)
         checkpoint.unlink(missing_ok=True)
     raise_failures(f"train {experiment} k={ratio}", failed)
     return [done[s] for s in seeds]

@@ -32,7 +32,14 @@ from .datasets import Sample, SkipReport, read_database
 from .datasets.io import BadImage, FrameReader, failure_reason, with_stand_ins
 from .emotions import ALL_LABELS, EMOTIONS
 from .report import markdown_table
-from .runtime import data_hash, remove_stale_temporaries, temporary_prefix, usable_cores, write_json
+from .runtime import (
+    data_hash,
+    quiet_worker,
+    remove_stale_temporaries,
+    temporary_prefix,
+    usable_cores,
+    write_json,
+)
 
 CASCADE = "haarcascade_frontalface_default.xml"
 CROP_VERSION = 2  # part of the cache key: bump when cropping changes so old caches are not reused
@@ -134,7 +141,7 @@ def crop_samples(samples: Sequence[Sample], margin: float, size: int, workers: i
         # forever); the workers then run one OpenCV thread each, the pool already using every core.
         cv2.setNumThreads(1)
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, quiet_worker) as pool:
                 results = list(tqdm(pool.imap(_crop_job, jobs), total=len(jobs), desc=desc, leave=False))
         finally:
             cv2.setNumThreads(threads)

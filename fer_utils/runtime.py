@@ -10,6 +10,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -152,6 +153,43 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit) raised as an exception, so a stopped run unwinds as Ctrl-C does:
+    temporaries removed, worker pools ended, one line printed (``fer_utils.cli``). Its text is the signal's name."""
+
+
+@contextlib.contextmanager
+def stopping() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises ``Stopped`` instead of ending the process silently."""
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def quiet_worker() -> None:
+    """Pool initializer: a worker leaves Ctrl-C to its parent, which ends the pool (no traceback from each worker),
+    and a forked one drops the parent's SIGTERM handler, so the pool's terminate() ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Name what the block does (``mix k=3 seed 0``) on a KeyboardInterrupt or ``Stopped`` raised in it, as
+    ``exc.during`` (the innermost name wins), for the line a stopped run prints."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "during", ""):
+            exc.during = what
+        raise
 
 
 def temporary_prefix(path: Path) -> str:

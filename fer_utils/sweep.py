@@ -22,7 +22,7 @@ from . import executors
 from .config import ARMS, Config, InputError
 from .experiments import check_experiment, current_identity, run_experiment, run_name
 from .report import markdown_table
-from .runtime import WriteError
+from .runtime import WriteError, doing
 
 GENERATED_UNIT_TRAIN = 109 * 6  # training faces of one generated unit: 109 identities x 6 expressions
 REAL_TRAIN = 1998  # training faces of the real experiment on the default preset (docs/performance.md)
@@ -112,9 +112,12 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
         print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to do on {executor} "
               f"({backend.slots} at once)")
         try:
-            failures = executors.dispatch(cfg, todo, backend, task=task, progress=progress)
-        finally:
-            backend.close()
+            with doing(f"a sweep on {executor} workers ({len(todo)} runs to do)"):
+                failures = executors.dispatch(cfg, todo, backend, task=task, progress=progress)
+        except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed: end the workers, leave no process behind
+            backend.close(now=True)
+            raise
+        backend.close()
         print(f"sweep: {len(runs) - len(failures)} of {len(runs)} runs done, {len(failures)} failed")
         for line in failures:
             print(f"  {line}")

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..preprocess import SPLITS, scale_counts
-from ..runtime import check_writable, file_sha256, versions, write_json
+from ..runtime import check_writable, doing, file_sha256, versions, write_json
 from .pipeline import Pipeline, latents, load_pipeline
 
 IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
@@ -80,7 +80,8 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     for unit in range(units):
         marker = root / f".u{unit:02d}.done.json"
         if not marker.is_file():
-            write_json(marker, dict(_write_unit(root, unit, pipe, cfg, bar), recipe=recipe))
+            with doing(f"generate unit {unit}"):
+                write_json(marker, dict(_write_unit(root, unit, pipe, cfg, bar), recipe=recipe))
         bar.n = (unit + 1) * IDENTITIES_PER_UNIT
         bar.refresh()
     bar.close()
