@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -175,9 +176,20 @@ def stopping() -> Iterator[None]:
 
 def quiet_worker() -> None:
     """Pool initializer: a worker leaves Ctrl-C to its parent, which ends the pool (no traceback from each worker),
-    and a forked one drops the parent's SIGTERM handler, so the pool's terminate() ends it."""
+    and a forked one drops the parent's SIGTERM handler, so the pool's terminate() ends it.
+
+    On Linux it also asks to be sent SIGTERM when its parent dies: a parent that cannot clean up (SIGKILL, or a
+    Jupyter kernel that ``os._exit``s once papermill, its parent, is killed) left its pool workers running forever.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @contextlib.contextmanager

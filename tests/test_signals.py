@@ -113,3 +113,39 @@ def test_a_stopped_local_sweep_ends_its_workers(tmp_path, how) -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"worker processes {left} outlived the stopped sweep"
+
+
+ORPHANS = """
+import multiprocessing, os, sys, time
+from pathlib import Path
+from fer_utils.runtime import quiet_worker
+
+def work(folder):
+    Path(folder, f"{os.getpid()}.pid").write_text("")
+    time.sleep(300)
+
+with multiprocessing.get_context(sys.argv[2]).Pool(2, quiet_worker) as pool:
+    pool.map(work, [sys.argv[1]] * 2, chunksize=1)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.timeout(120)
+def test_forked_pool_workers_end_when_their_parent_is_killed(tmp_path) -> None:
+    """A parent that cannot clean up (SIGKILL; a Jupyter kernel that os._exit()s when papermill, its parent, is
+    killed) left its forked pool workers (the world writer's, preprocessing's) running under PID 1; now they end
+    with it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", ORPHANS, str(tmp_path), "fork"], env=env,
+                            start_new_session=True)
+    _wait_for(lambda: len(list(tmp_path.glob("*.pid"))) == 2, proc, "two pool workers")
+    workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"pool workers {left} outlived their killed parent"
