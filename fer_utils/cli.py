@@ -228,9 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; settings, data-layout, weights, diverged-run and failed-write errors exit with status 2 and a
     one-line message; Ctrl-C (130) and SIGTERM (143) say what they stopped and how to resume."""
-    from .runtime import Stopped, stopping
-
     args = build_parser().parse_args(argv)
+    from .runtime import Stopped, stopping  # after --help, which needs no torch
+
     try:
         with stopping():
             return args.func(_config(args), args)
