@@ -51,9 +51,11 @@ def write_failure(path: str | os.PathLike, exc: BaseException) -> WriteError | N
 
 def _cause(code: int) -> str:
     """The OS's words for a failed write, and what to do about it."""
-    advice = {errno.EROFS: "write elsewhere", errno.EACCES: "change the folder's permissions or write elsewhere",
-              errno.EPERM: "change the folder's permissions or write elsewhere"}
-    return f"{os.strerror(code)}; {advice.get(code, 'free space there or write elsewhere')}"
+    full = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+    forbidden = {errno.EACCES, errno.EPERM}
+    advice = ("free space there or write elsewhere" if code in full
+              else "change the folder's permissions or write elsewhere" if code in forbidden else "write elsewhere")
+    return f"{os.strerror(code)}; {advice}"
 
 
 def _free_bytes(folder: Path) -> int:
@@ -125,9 +127,7 @@ def check_writable(folder: str | os.PathLike, what: str, need_bytes: int = 0) ->
         fd, probe = tempfile.mkstemp(dir=existing, prefix=temporary_prefix(existing / "probe"), suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
-    except OSError as exc:
-        if exc.errno not in WRITE_ERRNOS:
-            raise
+    except OSError as exc:  # whatever the reason (/proc says ENOENT), no file can be made there
         raise WriteError(f"cannot write {what} ({folder}): {_cause(exc.errno)}") from None
     free = _free_bytes(existing)
     if free < need_bytes:
