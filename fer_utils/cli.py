@@ -32,7 +32,7 @@ def _cmd_world(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(cfg: Config, args: argparse.Namespace) -> int:
-    from .inputs import check_inputs, check_table, configured_databases
+    from .inputs import check_inputs, check_table, configured_databases, stargan_note
 
     checks, problems = check_inputs(cfg, configured_databases(cfg), weights=True)
     print(f"settings: {args.preset} read, every key known and within its range")
@@ -43,6 +43,8 @@ def _cmd_check(cfg: Config, args: argparse.Namespace) -> int:
         ready = [c.name for c in checks if c.state == "ok"]
         problems += [line for name in ready for line in verify_cache(cfg, name)]
         print(f"--verify: re-hashed every cached input file of {', '.join(ready) or 'no database'}")
+    if not problems and stargan_note(cfg):
+        print(stargan_note(cfg))
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     print(f"{len(problems)} problem(s); nothing was written", file=sys.stderr if problems else sys.stdout)
@@ -248,12 +250,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; settings, data-layout and weights errors exit with status 2 and a one-line message."""
+    """Entry point; settings, data-layout, weights, diverged-run and failed-write errors exit with status 2 and a
+    one-line message; Ctrl-C (130) and SIGTERM (143) say what they stopped and how to resume."""
     args = build_parser().parse_args(argv)
+    from .runtime import Stopped, stopping  # after --help, which needs no torch
+
     try:
-        return args.func(_config(args), args)
+        with stopping():
+            return args.func(_config(args), args)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Stopped: say what stopped and how to go on
+        name = str(exc) if isinstance(exc, Stopped) else "SIGINT (Ctrl-C)"
+        print(f"stopped by {name} during {getattr(exc, 'during', '') or args.command}; rerun the same command to "
+              "resume: finished runs, units and checkpoints are kept", file=sys.stderr)
+        return 143 if isinstance(exc, Stopped) else 130  # 128 + the signal's number, as a shell reports it
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write outside the atomic writers (the world's files, a lock): still one line
+        from .runtime import write_failure
+
+        error = write_failure(exc.filename or "a file", exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,8 @@ naming the offending key or path.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ class InputError(ValueError):
 
 class ConfigError(InputError):
     """A parameter file or override is invalid; the message names the key or path."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key  # the dotted setting at fault, so the reader can say which file or --set gave it
 
 
 class DataError(InputError):
@@ -97,12 +103,12 @@ class Checked:
             key = f"{self.SECTION}.{name}" if self.SECTION else name
             if isinstance(value, list):
                 if rule.nonempty and not value:
-                    raise ConfigError(f"{key} must name at least one value ({rule})")
+                    raise ConfigError(f"{key} must name at least one value ({rule})", key=key)
                 bad = [v for v in value if not rule.accepts(v)]
             else:
                 bad = [] if rule.accepts(value) else [value]
             if bad:
-                raise ConfigError(f"{key} must be {rule}, got {bad[0]!r}")
+                raise ConfigError(f"{key} must be {rule}, got {bad[0]!r}", key=key)
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,8 @@ class GenerateConfig(Checked):
 
     SECTION = "generate"
     RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
-             "seed": NON_NEGATIVE, "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
+             "seed": NON_NEGATIVE, "stargan_ckpt_resolution": NON_NEGATIVE,
+             "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
              "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "filter": Rule(choices=FILTERS),
              "filter_threshold": Rule(0, 1)}
 
@@ -247,6 +254,7 @@ class GenerateConfig(Checked):
     batch_size: int = 64
     stylegan2_weights: str = ""  # empty = the weights shipped with the project
     stargan_weights: str = ""
+    stargan_ckpt_resolution: int = 0  # px a yunjey *-G.ckpt was trained at; 0 = read from the *-D.ckpt beside it
     seed: int = 0
     identity_people: int = 600  # rendered people the quality check fits its identity space (Fisherfaces) on
     quality_identities: int = 1000  # generated persons the quality check samples (diversity, Frechet)
@@ -354,7 +362,7 @@ def load_config(preset: str = "default", overrides: Mapping[str, Any] | None = N
     raw.setdefault("preset", path.stem if preset not in PRESETS else preset)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
-    return _build(Config, raw, prefix="", source=str(path))
+    return _build(Config, raw, prefix="", source=Source(str(path), dict(overrides or {})))
 
 
 def overrides_given(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -421,16 +429,34 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
+@dataclass(frozen=True)
+class Source:
+    """Where settings came from: the parameter file, and the overrides (``--set``) applied on top of it."""
+
+    path: str
+    overrides: dict[str, Any]
+
+    def of(self, key: str) -> str:
+        """``--set key=value`` when an override gave ``key`` (or a section holding it), else the file's path."""
+        for given, value in self.overrides.items():
+            if key == given or key.startswith((f"{given}.", f"{given}[")):
+                shown = value if isinstance(value, str) else json.dumps(value)
+                return f"--set {given}={shown}"
+        return self.path
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: Source) -> Any:
     """Instantiate dataclass ``cls`` from ``raw``, rejecting unknown keys and wrong types."""
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: {prefix.rstrip('.')} must be a mapping, got {raw!r}")
+        key = prefix.rstrip(".")
+        raise ConfigError(f"{source.of(key)}: {key} must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
         names = ", ".join(prefix + k for k in unknown)
-        raise ConfigError(f"{source}: unknown parameter(s) {names}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{source.of(prefix + unknown[0])}: unknown parameter(s) {names}; "
+                          f"known: {', '.join(sorted(known))}")
     kwargs = {}
     for name, value in raw.items():
         kind = hints[name]
@@ -440,20 +466,33 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
             kwargs[name] = _check_type(value, kind, prefix + name, source)
     try:
         return cls(**kwargs)
-    except ConfigError as exc:  # a range rule: say which file set the value
-        raise ConfigError(f"{source}: {exc}") from None
+    except ConfigError as exc:  # a range rule: say which file or --set gave the value
+        raise ConfigError(f"{source.of(exc.key) if exc.key else source.path}: {exc}", key=exc.key) from None
 
 
-def _check_type(value: Any, kind: Any, key: str, source: str) -> Any:
-    """Return ``value`` if it fits ``kind`` (int widens to float), else raise naming ``key``."""
+def _check_type(value: Any, kind: Any, key: str, source: Source) -> Any:
+    """Return ``value`` if it fits ``kind`` (int widens to float; a number typed as 1e3 is read), else raise
+    naming ``key`` and where it came from."""
     origin = typing.get_origin(kind)
     if origin is list:
         (item,) = typing.get_args(kind)
         if not isinstance(value, list):
-            raise ConfigError(f"{source}: {key} must be a list of {item.__name__}, got {value!r}")
+            raise ConfigError(f"{source.of(key)}: {key} must be a list of {item.__name__}, got {value!r}", key=key)
         return [_check_type(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str) and _number(value) is not None:
+        return _number(value)  # YAML 1.1 reads 1e3 and 1E-4 (no dot) as strings; a person means the number
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{source}: {key} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+        what = "a number (float)" if kind is float else kind.__name__
+        raise ConfigError(f"{source.of(key)}: {key} must be {what}, got {value!r} ({type(value).__name__})", key=key)
     return value
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a finite float if it is written as one (1e3, 1E-4, .5, 1_000), else None ('fast', 'nan')."""
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .config import InputError, TrainConfig
 from .identity import identity, mismatch
 from .models import build_model
 from .runtime import (
@@ -34,6 +35,7 @@ from .runtime import (
     usable_cores,
 )
 
+DIVERGED = 2.0  # a best val loss this many times the untrained weights' means the run blew up (``member_failure``)
 VMAP_DEVICES = {"cuda"}  # where members run as one vmapped call (kernel-launch bound, so it pays)
 # Elsewhere members train one after another: on 2 CPU cores, interleaving three members ran at
 # 0.55-0.7x the speed of three runs in a row (``python -m fer_utils bench sweep``).
@@ -66,6 +68,22 @@ class FitResult:
     seconds: float
     img_per_s: float
     precision: str  # what ran: fp32 or bf16 (autocast; weights and optimizer stay fp32)
+    failure: str = ""  # why these weights must not be kept (``member_failure``); "" when they may
+
+
+class TrainingFailed(InputError):
+    """A run diverged or never beat its untrained weights: the message names the run, the epoch, what to change."""
+
+
+def raise_failures(what: str, results: list[FitResult]) -> None:
+    """Raise ``TrainingFailed`` naming ``what`` and each failed member, if any failed.
+
+    A diverged member's best weights are its untrained ones or noise: kept, they would be scored and
+    counted as a finished run of the recipe.
+    """
+    failed = [f"seed {r.seed}: {r.failure}" for r in results if r.failure]
+    if failed:
+        raise TrainingFailed(f"{what} " + "; ".join(failed))
 
 
 @dataclass
@@ -173,7 +191,9 @@ def _early_stopping(state: _State, run: dict, epoch: int, metrics: dict[str, lis
             continue
         for key, values in metrics.items():
             hist[key].append(values[s])
-        if metrics["val_loss"][s] < state.best_loss[s]:
+        if not (math.isfinite(metrics["loss"][s]) and math.isfinite(metrics["val_loss"][s])):
+            state.stopped[s] = epoch  # diverged: no later epoch brings it back (``member_failure`` names it)
+        elif metrics["val_loss"][s] < state.best_loss[s]:
             state.best_loss[s], state.best_epoch[s], state.wait[s] = metrics["val_loss"][s], epoch, 0
             for name, p in run["params"].items():
                 run["best"][name][s].copy_(p.detach()[s])
@@ -265,6 +285,7 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
                 for seed in seeds]
     _set_threads(device)
     run = _new_run(model_name, train, val, cfg, device, tuple(seeds))
+    initial = _eval_epoch(run, len(seeds))[0].tolist()  # the untrained weights' val loss: what training must beat
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "epochs"}  # resuming may extend a run
     recipe["precision"] = run["precision"]  # what ran, which "auto" does not say
@@ -292,7 +313,15 @@ def fit(model_name: str, train: ArraySplit, val: ArraySplit, cfg: TrainConfig, d
         bar.set_postfix(val_loss=f"{min(values[2]):.3f}", val_acc=f"{max(values[3]):.3f}")
         if checkpoint is not None:
             _save(Path(checkpoint), run, state, gens, ident)
-    return _results(model_name, run, state, tuple(seeds))
+    return _results(model_name, run, state, tuple(seeds), initial, cfg)
+
+
+def disk_needed(model_name: str, members: int = 1) -> int:
+    """Bytes a checkpointed fit needs free at its peak: a checkpoint (weights, best weights, Adam's two moments,
+    fp32, per member) and its replacement being written, then each member's weights."""
+    with torch.device("meta"):  # counts parameters without allocating them
+        n = sum(p.numel() for p in build_model(model_name).parameters())
+    return 4 * n * members * (2 * 4 + 1)
 
 
 def _member_checkpoint(checkpoint: Path | None, seed: int) -> Path | None:
@@ -300,8 +329,28 @@ def _member_checkpoint(checkpoint: Path | None, seed: int) -> Path | None:
     return None if checkpoint is None else Path(checkpoint).with_name(f"{Path(checkpoint).stem}-seed{seed}.pt")
 
 
-def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...]) -> list[FitResult]:
-    """Unstack the best weights into one eval-mode model per member."""
+def member_failure(history: dict[str, list[float]], best_loss: float, initial_loss: float, cfg: TrainConfig) -> str:
+    """Why a member's weights must not be kept, with the setting to change; "" when they may.
+
+    Its loss left the finite numbers, or even its best epoch validates at ``DIVERGED`` times the untrained
+    weights' loss or more (Keras' early stopping would keep the least bad epoch of a run that blew up:
+    lr 1000 gives 4e30). The bound is loose on purpose: on the quick preset the paper's recipe sits at
+    chance for its few epochs, its best within 0.0002 of the untrained 1.7917 either way, and is kept.
+    """
+    for epoch, losses in enumerate(zip(history["loss"], history["val_loss"]), start=1):
+        for name, value in zip(("training loss", "validation loss"), losses):
+            if not math.isfinite(value):
+                return f"{name} is {value} at epoch {epoch}; lower train.lr (now {cfg.lr:g})"
+    if best_loss < DIVERGED * initial_loss:
+        return ""
+    epochs = len(history["val_loss"])
+    return (f"validation loss never came below {DIVERGED:g} x the untrained weights' ({initial_loss:.4g}) in "
+            f"{epochs} epoch(s): best {best_loss:.4g}; lower train.lr (now {cfg.lr:g})")
+
+
+def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...], initial: list[float],
+             cfg: TrainConfig) -> list[FitResult]:
+    """Unstack the best weights into one eval-mode model per member, each with why it failed, if it did."""
     out = []
     for s, seed in enumerate(seeds):
         model = build_model(model_name).to(run["device"])
@@ -309,7 +358,7 @@ def _results(model_name: str, run: dict, state: _State, seeds: tuple[int, ...]) 
         speed = state.images_seen / state.seconds if state.seconds else 0.0
         out.append(FitResult(model.eval(), seed, state.history[s], state.best_epoch[s],
                              state.stopped[s] or state.epoch, state.seconds, speed,
-                             run["precision"]))
+                             run["precision"], member_failure(state.history[s], state.best_loss[s], initial[s], cfg)))
     return out
 
 

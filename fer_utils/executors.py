@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import EXECUTORS, Config, ConfigError, InputError
 from .experiments import kept_run, run_experiment, run_name
-from .runtime import resolve_device, torch_threads
+from .runtime import quiet_worker, resolve_device, torch_threads
 
 Run = tuple[str, int, int]  # experiment, ratio, seed
 POLL_S = 0.2
@@ -98,8 +98,8 @@ class Backend:
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Release the workers."""
+    def close(self, now: bool = False) -> None:
+        """Release the workers; ``now``: the sweep was stopped, end their runs rather than wait for them."""
 
 
 def gpus_for(cfg: Config) -> int:
@@ -111,6 +111,7 @@ def gpus_for(cfg: Config) -> int:
 
 def _pin_gpu(gpu_ids: Any) -> None:
     """Worker initializer: this worker sees one GPU only (set before CUDA starts), so one run runs per GPU."""
+    quiet_worker()
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_ids.get())
 
 
@@ -138,7 +139,7 @@ class LocalBackend(Backend):
         from concurrent.futures import ProcessPoolExecutor
 
         if not self.gpus:
-            return ProcessPoolExecutor(self.slots, mp_context=self._context)
+            return ProcessPoolExecutor(self.slots, mp_context=self._context, initializer=quiet_worker)
         gpu_ids = self._context.Queue()
         for gpu in range(self.gpus):
             gpu_ids.put(gpu)
@@ -154,7 +155,10 @@ class LocalBackend(Backend):
             self._pool = self._new_pool()
             return self._pool.submit(task, cfg, *run, self.threads)
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        if now:  # stopped: end the workers' runs rather than wait for them (a kept checkpoint resumes each)
+            for process in list(self._pool._processes.values()):  # no public way before Python 3.14
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -185,7 +189,7 @@ class DaskBackend(Backend):
         return self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
                                   f"{time.monotonic_ns()}")
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -273,7 +277,8 @@ def dispatch(cfg: Config, runs: Sequence[Run], backend: Backend, task: Task = tr
              progress: bool = True) -> list[str]:
     """Train ``runs`` on ``backend``, at most ``backend.slots`` at once; return one line per run that failed.
 
-    A run that raises or whose worker is lost is submitted again, ``retries`` times; the rest go on.
+    A run that raises or whose worker is lost is submitted again, ``retries`` times; the rest go on. An
+    ``InputError`` (a diverged run, a bad setting) is reported at once: a retry would fail the same way.
     """
     pending, attempts = deque(runs), Counter()
     inflight: dict[Any, Run] = {}
@@ -305,7 +310,7 @@ def dispatch(cfg: Config, runs: Sequence[Run], backend: Backend, task: Task = tr
             try:
                 future.result()
             except Exception as exc:  # noqa: BLE001 - a failed or lost run: retry it, else report it, go on
-                if attempts[run] <= retries:
+                if attempts[run] <= retries and not isinstance(exc, InputError):  # a user's to fix: same again
                     tqdm.write(f"retrying {label} ({type(exc).__name__}: {exc})")
                     pending.append(run)
                 else:

@@ -23,14 +23,22 @@ import torch
 from torch import nn
 
 from .config import EXPERIMENTS, Config, ConfigError, DataError, InputError, TrainConfig, require_path
-from .engine import VMAP_DEVICES, ArraySplit, fit, predict
+from .engine import VMAP_DEVICES, ArraySplit, disk_needed, fit, predict, raise_failures
 from .evaluate import evaluate, save_run
 from .filtering import filtered_generated_splits
 from .gan.generate import unit_of
 from .identity import identity, kept_record
 from .models.io import save_model
 from .preprocess import SPLITS, FaceSet, data_sources, load_database, real_splits
-from .runtime import data_hash, exclusive, remove_stale_temporaries, resolve_device, resolve_precision
+from .runtime import (
+    check_writable,
+    data_hash,
+    doing,
+    exclusive,
+    remove_stale_temporaries,
+    resolve_device,
+    resolve_precision,
+)
 
 SCORING = 2  # what a record's metrics hold; 2: per-subject counts (``by_subject``) for the two-level intervals
 CROSS_DATABASES = ("mmi", "ckplus")  # never trained on: the paper's blind cross-database tests
@@ -228,13 +236,18 @@ def run_experiment(cfg: Config, experiment: str, ratio: int = 0, seed: int | Non
         progress: tqdm bar over epochs.
 
     Runs whose JSON and weights exist with the same identity (data, params, code) are loaded, not retrained; a
-    run another process is training is waited for (a lock per run), then loaded.
+    run another process is training is waited for (a lock per run), then loaded. A run that diverges raises
+    ``TrainingFailed`` after the others are saved; a results folder that cannot be written (or lacks the space a
+    checkpoint needs) raises ``WriteError`` before any data is read.
     """
     check_experiment(experiment, ratio)
     seeds = (seed,) if seed is not None else tuple(seeds) if seeds else (cfg.train.seed,)
+    params = run_params(cfg, experiment, ratio)
+    folder = cfg.path(cfg.results_dir) / experiment
+    members = max(len(group) for group in member_groups(seeds, cfg.device))
+    check_writable(folder, "results_dir", disk_needed(params["model"], members))  # before the data and training
     splits, tests, notes, data = run_inputs(cfg, experiment, ratio)
     ident = run_identity(cfg, experiment, ratio, data)
-    folder = cfg.path(cfg.results_dir) / experiment
     paths = {s: folder / f"{run_name(experiment, ratio, s)}.json" for s in seeds}
     with contextlib.ExitStack() as locks:  # another process training one of these runs: wait, then reuse it
         for s in sorted(set(seeds)):  # always in the same order, so two processes cannot wait on each other
@@ -256,19 +269,25 @@ def _train_missing(cfg: Config, experiment: str, ratio: int, splits: dict[str, F
             print(f"removed {leftover}: the training checkpoint of a finished run")
             leftover.unlink()
     train, val = (ArraySplit(splits[name].images, splits[name].labels) for name in ("train", "val"))
+    failed = []  # diverged members: never saved, named once the others are
     for group in member_groups(todo, cfg.device):  # each group saved before the next starts: a kill loses one
         checkpoint = folder / f".{run_name(experiment, ratio, group[0])}-x{len(group)}.train.pt"
-        for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
-                          checkpoint=checkpoint, progress=progress):
-            metrics = score(result.model, tests, cfg.device)
-            save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
-            fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
-                        "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
-                        "precision": result.precision, "threads": torch.get_num_threads()}
-            save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, data["splits"],
-                     metrics, result.history, fit_info, data_sources(tests) | notes, ident)
-            done[result.seed] = finished_run(paths[result.seed], ident)
+        with doing(f"{experiment} k={ratio} seed {', '.join(map(str, group))}"):
+            for result in fit(params["model"], train, val, recipe(cfg, experiment), cfg.device, group,
+                              checkpoint=checkpoint, progress=progress):
+                if result.failure:
+                    failed.append(result)
+                    continue
+                metrics = score(result.model, tests, cfg.device)
+                save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
+                fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
+                            "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
+                            "precision": result.precision, "threads": torch.get_num_threads()}
+                save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, data["splits"],
+                         metrics, result.history, fit_info, data_sources(tests) | notes, ident)
+                done[result.seed] = finished_run(paths[result.seed], ident)
         checkpoint.unlink(missing_ok=True)
+    raise_failures(f"train {experiment} k={ratio}", failed)
 
 
 def member_groups(seeds: tuple[int, ...], device: str) -> list[tuple[int, ...]]:

@@ -30,7 +30,7 @@ from torch import nn
 
 from .config import FILTERS, Config, ConfigError, DataError
 from .emotions import EMOTIONS
-from .engine import ArraySplit, fit, predict
+from .engine import ArraySplit, fit, predict, raise_failures
 from .gan import generate as gen
 from .identity import identity, kept_record, write_record
 from .models.io import load_model, save_model
@@ -116,6 +116,9 @@ def _train_filter(cfg: Config, fit_set: ArraySplit, stop_set: ArraySplit, ident:
     checkpoint = path.parent / ".filter.train.pt"  # resumed by fit() only if made from these faces and recipe
     (result,) = fit(FILTER_MODEL, fit_set, stop_set, cfg.train, cfg.device, seeds=(cfg.train.seed,),
                     checkpoint=checkpoint, progress=progress)
+    if result.failure:
+        checkpoint.unlink(missing_ok=True)  # a rerun with the same recipe would resume the diverged weights
+    raise_failures("the filter CNN (generate.filter)", [result])  # a diverged filter would keep no face
     accuracy = float((predict(result.model, stop_set.images, cfg.device).argmax(1) == stop_set.labels).mean())
     save_model(result.model, FILTER_MODEL, path.with_suffix(".safetensors"))
     write_record(path, {"params": ident["settings"], "data_hash": ident["inputs"]["fit+stop"],

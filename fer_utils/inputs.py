@@ -28,6 +28,7 @@ from .config import (
 from .datasets import SkipReport, read_database
 from .emotions import EMOTIONS, label_name
 from .report import markdown_table
+from .runtime import check_writable
 
 GAN_DATABASES = ("affectnet", "ffhq")  # what the generators train on
 
@@ -90,7 +91,7 @@ def configured_databases(cfg: Config) -> list[str]:
 
 def check_weights(cfg: Config) -> list[str]:
     """Problems with the configured generator weights (``generate.*_weights``): each file must exist and load."""
-    from .gan.shipped import load_generator
+    from .gan.shipped import load_generator, stargan_size
 
     problems = []
     for model in ("stylegan2", "stargan"):
@@ -98,10 +99,27 @@ def check_weights(cfg: Config) -> list[str]:
         if not value:
             continue  # the shipped weights, checked by the tests
         try:
-            load_generator(cfg, model)
+            _, path = load_generator(cfg, model)
+            if model == "stargan":
+                stargan_size(cfg, path)  # a yunjey .ckpt: its size must be known, not assumed
         except (InputError, OSError) as exc:
-            problems.append(f"generate.{model}_weights: {exc}")
+            key = f"generate.{model}_weights"
+            problems.append(str(exc) if str(exc).startswith(f"{key}:") else f"{key}: {exc}")  # the key once
     return problems
+
+
+def stargan_note(cfg: Config) -> str:
+    """What ``check`` says about a user's StarGAN weights: the size they run at and how it is known ("" if none)."""
+    from .gan.shipped import stargan_size, weights_path
+
+    if not cfg.generate.stargan_weights:
+        return ""
+    path = weights_path(cfg, "stargan")
+    try:
+        size, how = stargan_size(cfg, path)
+    except InputError:
+        return ""  # a problem check_weights reports
+    return f"generate.stargan_weights: {path} translates {size}-px crops ({how})"
 
 
 def check_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
@@ -114,17 +132,26 @@ def check_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
 
 def prepare_inputs(cfg: Config, databases: Sequence[str] = EXPERIMENT_DATABASES,
                    weights: bool = False) -> list[DatabaseCheck]:
-    """Check the inputs, raise ``DataError`` listing every problem, then write the world's missing or stale parts."""
+    """Check the inputs, raise ``DataError`` listing every problem, check that the outputs can be written (a
+    ``WriteError`` naming the folder), then write the world's missing or stale parts."""
     checks, problems = check_inputs(cfg, databases, weights)
     if problems:
         raise DataError(f"{len(problems)} input problem(s), nothing was run: " + " | ".join(problems))
     todo = [c.name for c in checks if is_world_path(cfg, c.name)]  # missing, or stale: ensure_world decides
+    for key in ("results_dir", "data.cache", *(f"data.{name}" for name in todo)):
+        check_writable(cfg.path(_setting(cfg, key)), key)
     if todo:
         from .facegen.world import ensure_world  # the one place the pipeline writes the world
 
         ensure_world(cfg, only=todo)
         checks = [check_database(cfg, c.name) if c.name in todo else c for c in checks]
     return checks
+
+
+def _setting(cfg: Config, key: str) -> str:
+    """The value of a dotted setting such as ``data.cache``."""
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
 
 
 CHECK_HEADER = ("database", "source", "path", "state", "images", "subjects", *EMOTIONS, "skipped")

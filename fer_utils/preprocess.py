@@ -37,6 +37,7 @@ from .report import markdown_table
 from .runtime import (
     data_hash,
     file_sha256,
+    quiet_worker,
     read_only,
     remove_stale_temporaries,
     temporary_prefix,
@@ -143,7 +144,7 @@ def crop_samples(samples: Sequence[Sample], margin: float, size: int, workers: i
         # forever); the workers then run one OpenCV thread each, the pool already using every core.
         cv2.setNumThreads(1)
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, quiet_worker) as pool:
                 results = list(tqdm(pool.imap(_crop_job, jobs), total=len(jobs), desc=desc, leave=False))
         finally:
             cv2.setNumThreads(threads)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import hashlib
 import json
 import os
@@ -10,7 +11,9 @@ import platform
 import random
 import re
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,28 +23,117 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
-from .config import PRECISIONS
+from .config import PRECISIONS, InputError
+
+
+class WriteError(InputError):
+    """A file cannot be written (disk full, read-only, no permission): the message names the path and the cause."""
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+TORCH_WRITER = ("inline_container", "PytorchStreamWriter")  # torch.save's words for a short write, errno lost
+
+
+def write_failure(path: str | os.PathLike, exc: BaseException) -> WriteError | None:
+    """The one-line ``WriteError`` for ``exc`` raised while writing ``path``, or None if it is not a failed write.
+
+    ``torch.save`` to a full disk raises a RuntimeError ('[enforce fail at inline_container.cc:672] . unexpected
+    pos ...') that names neither the disk nor the file: a short write, so the free space is reported with it.
+    """
+    path = Path(path)
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return WriteError(f"cannot write {path}: {_cause(exc.errno)}")
+    if isinstance(exc, RuntimeError) and any(word in str(exc) for word in TORCH_WRITER):
+        free = _free_bytes(path.parent)
+        return WriteError(f"cannot write {path}: the write stopped short ({free / 1e6:.1f} MB free on its "
+                          "filesystem: the disk is probably full); free space there or write elsewhere")
+    return None
+
+
+def _cause(code: int) -> str:
+    """The OS's words for a failed write, and what to do about it."""
+    full = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+    forbidden = {errno.EACCES, errno.EPERM}
+    advice = ("free space there or write elsewhere" if code in full
+              else "change the folder's permissions or write elsewhere" if code in forbidden else "write elsewhere")
+    return f"{os.strerror(code)}; {advice}"
+
+
+def _free_bytes(folder: Path) -> int:
+    """Bytes free to this user on ``folder``'s filesystem (its nearest existing parent's), 0 if unreadable."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+@contextlib.contextmanager
+def naming_write_failures(path: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` inside the block into one ``WriteError`` line; other errors pass unchanged.
+
+    The write's own files are ``path``, its folders and its temporary siblings; an OSError naming another file
+    (e.g. one being read) is not this write's, so it passes too.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        named = getattr(exc, "filename", None)
+        ours = not named or Path(named).parent == path.parent or path.is_relative_to(named)
+        error = write_failure(path, exc) if ours else None
+        if error is None:
+            raise
+        raise error from exc
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
 
-    An interrupted run therefore never leaves a half-written file behind.
+    An interrupted run therefore never leaves a half-written file behind; a write that fails (disk full,
+    read-only, no permission) is one ``WriteError`` naming ``path`` and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
-    os.close(fd)
+    with naming_write_failures(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        # mkstemp makes 0600 files, and writers such as safetensors' save_file keep that mode when they
-        # recreate the file: set the usual mode last, since results are meant to be shared
-        tmp_path.chmod(0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        with naming_write_failures(path):
+            yield tmp_path
+            # mkstemp makes 0600 files, and writers such as safetensors' save_file keep that mode when they
+            # recreate the file: set the usual mode last, since results are meant to be shared
+            tmp_path.chmod(0o666 & ~_umask())
+            os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_writable(folder: str | os.PathLike, what: str, need_bytes: int = 0) -> None:
+    """Raise ``WriteError`` unless a file can be made where ``folder`` is (or would be made) and, when
+    ``need_bytes`` is given, that much is free there.
+
+    Called before a step's expensive work, so a read-only or full results folder is named at once, not
+    after an epoch of training. Makes and removes one empty temporary; creates no folder.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WriteError(f"cannot write {what} ({folder}): {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=temporary_prefix(existing / "probe"), suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:  # whatever the reason (/proc says ENOENT), no file can be made there
+        raise WriteError(f"cannot write {what} ({folder}): {_cause(exc.errno)}") from None
+    free = _free_bytes(existing)
+    if free < need_bytes:
+        raise WriteError(f"cannot write {what} ({folder}): {free / 1e6:.1f} MB free on its filesystem, about "
+                         f"{need_bytes / 1e6:.1f} MB needed; free space there or write elsewhere")
 
 
 @contextlib.contextmanager
@@ -63,6 +155,54 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit) raised as an exception, so a stopped run unwinds as Ctrl-C does:
+    temporaries removed, worker pools ended, one line printed (``fer_utils.cli``). Its text is the signal's name."""
+
+
+@contextlib.contextmanager
+def stopping() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises ``Stopped`` instead of ending the process silently."""
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def quiet_worker() -> None:
+    """Pool initializer: a worker leaves Ctrl-C to its parent, which ends the pool (no traceback from each worker),
+    and a forked one drops the parent's SIGTERM handler, so the pool's terminate() ends it.
+
+    On Linux it also asks to be sent SIGTERM when its parent dies: a parent that cannot clean up (SIGKILL, or a
+    Jupyter kernel that ``os._exit``s once papermill, its parent, is killed) left its pool workers running forever.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+@contextlib.contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Name what the block does (``mix k=3 seed 0``) on a KeyboardInterrupt or ``Stopped`` raised in it, as
+    ``exc.during`` (the innermost name wins), for the line a stopped run prints."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "during", ""):
+            exc.during = what
+        raise
 
 
 def temporary_prefix(path: Path) -> str:

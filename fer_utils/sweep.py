@@ -22,7 +22,7 @@ from . import executors
 from .config import ARMS, Config, InputError
 from .experiments import check_experiment, current_identity, run_experiment, run_name
 from .report import markdown_table
-from .runtime import writing_nothing
+from .runtime import WriteError, doing, writing_nothing
 
 GENERATED_UNIT_TRAIN = 109 * 6  # training faces of one generated unit: 109 identities x 6 expressions
 REAL_TRAIN = 1998  # training faces of the real experiment on the default preset (docs/performance.md) ...
@@ -101,7 +101,8 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
     """Run every configuration of ``plan`` (default: the preset's grid); return one line per failure.
 
     ``executor`` (default ``sweep.executor``): ``serial`` trains the configurations here in a row, the
-    seeds of each together; ``local``, ``dask`` and ``slurm`` send one task per run still to do
+    seeds of each together, and stops at a ``WriteError`` (a full or read-only results folder fails every run);
+    ``local``, ``dask`` and ``slurm`` send one task per run still to do
     (``task``, default ``executors.train_run``) and retry a failed or lost run once.
     """
     plan = sweep_plan(cfg) if plan is None else plan
@@ -113,9 +114,12 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
         print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to do on {executor} "
               f"({backend.slots} at once): {backend.where}")
         try:
-            failures = executors.dispatch(cfg, todo, backend, task=task, progress=progress)
-        finally:
-            backend.close()
+            with doing(f"a sweep on {executor} workers ({len(todo)} runs to do)"):
+                failures = executors.dispatch(cfg, todo, backend, task=task, progress=progress)
+        except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed: end the workers, leave no process behind
+            backend.close(now=True)
+            raise
+        backend.close()
         print(f"sweep: {len(runs) - len(failures)} of {len(runs)} runs done, {len(failures)} failed")
         for line in failures:
             print(f"  {line}")
@@ -127,6 +131,8 @@ def run_sweep(cfg: Config, plan: list[tuple[str, int]] | None = None, progress: 
         bar.set_postfix_str(f"{experiment} k={ratio} x{len(seeds)} seeds")
         try:
             run_experiment(cfg, experiment, ratio, seeds=seeds, progress=False)
+        except WriteError:  # a full or read-only results folder fails every later run too: stop here
+            raise
         except Exception as exc:  # noqa: BLE001 - isolate the failure, report it, go on
             failures.append(f"{experiment} k={ratio}: {type(exc).__name__}: {exc}")
             tqdm.write(f"FAILED {failures[-1]}")

@@ -26,3 +26,14 @@ def synthetic_faces(n: int, seed: int, database: str = "rafd", prefix: str = "s"
     subjects = np.array([f"{database}:{prefix}{i % 4}" for i in range(n)])
     rows = [{"path": f"{i}.png", "split": ""} for i in range(n)]
     return FaceSet(images, labels.astype(np.int64), subjects, np.array([database] * n), np.ones(n, bool), rows)
+
+
+def sleeping_task(cfg, experiment: str, ratio: int, seed: int, threads: int) -> None:
+    """A sweep task that writes its pid into ``results_dir`` and sleeps: a run still training when the sweep is
+    stopped (tests/test_signals.py)."""
+    import os
+    import time
+    from pathlib import Path
+
+    (Path(cfg.results_dir) / f"worker-{os.getpid()}.pid").write_text(str(os.getpid()))
+    time.sleep(300)

@@ -1,5 +1,8 @@
 """Presets load, and every kind of bad parameter is an error that names the key or path."""
+import re
+
 import pytest
+import yaml
 
 from fer_utils.config import PRESETS, ConfigError, DataError, load_config, parse_override, require_path
 
@@ -40,7 +43,7 @@ def test_unknown_override_is_named():
 @pytest.mark.parametrize("key, value, expected", [
     ("train.epochs", "ten", r"train\.epochs must be int"),
     ("train.epochs", True, r"train\.epochs must be int"),
-    ("train.lr", "fast", r"train\.lr must be float"),
+    ("train.lr", "fast", r"train\.lr must be a number \(float\)"),
     ("sweep.ratios", 5, r"sweep\.ratios must be a list of int"),
     ("sweep.ratios", [1, "x"], r"sweep\.ratios\[1\] must be int"),
     ("data.rafd", 3, r"data\.rafd must be str"),
@@ -121,11 +124,47 @@ def test_notebook_parameters_left_empty_or_negative_keep_the_preset() -> None:
     ("generate.filter_threshold", 1.5, r"generate.filter_threshold must be within \[0, 1\]"),
     ("sweep.arms", [], "sweep.arms must name at least one value"),
 ])
-def test_out_of_range_settings_are_refused_when_read(key, value, message) -> None:
-    """An invalid setting fails when the preset is read, naming file, key and value: epochs 0 used to save an
-    untrained model as a finished run, batch size 0 to crash mid-run."""
-    with pytest.raises(ConfigError, match=rf"quick.yaml: {message}"):
+def test_out_of_range_settings_are_refused_when_read(tmp_path, key, value, message) -> None:
+    """An invalid setting fails when the preset is read, naming where it came from (the --set that gave it, or the
+    file), the key and the value: epochs 0 used to save an untrained model as a finished run, batch size 0 to crash
+    mid-run."""
+    with pytest.raises(ConfigError, match=rf"^--set {re.escape(key)}=[^:]*: {message}"):
         load_config("quick", {key: value})
+    section, name = key.split(".")
+    preset = tmp_path / "mine.yaml"
+    preset.write_text(yaml.safe_dump({section: {name: value}}))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(preset))}: {message}"):
+        load_config(str(preset))
+
+
+@pytest.mark.parametrize("text, number", [("1e3", 1000.0), ("1E-4", 1e-4), (".5", 0.5), ("1_000", 1000.0),
+                                          ("1.0e3", 1000.0), ("3", 3.0)])
+def test_a_float_setting_takes_numbers_as_people_type_them(text, number) -> None:
+    """YAML 1.1 reads 1e3 (no dot) as a string; --set train.lr=1e3 used to be refused (issue 37 #10)."""
+    assert load_config("quick", dict([parse_override(f"train.lr={text}")])).train.lr == number
+
+
+@pytest.mark.parametrize("text", ["fast", "nan", "inf", "1e3x", "[1]"])
+def test_a_float_setting_still_refuses_what_is_not_a_finite_number(text) -> None:
+    key, value = parse_override(f"train.lr={text}")
+    with pytest.raises(ConfigError, match=rf"^--set train\.lr={re.escape(text)}: train\.lr must be a number "
+                                          r"\(float\), got"):
+        load_config("quick", {key: value})
+
+
+def test_an_error_names_the_set_flag_not_the_preset_file_it_did_not_come_from(tmp_path) -> None:
+    """Errors of --set values named params/quick.yaml (issue 37 #10); a file's own bad value still names the file."""
+    with pytest.raises(ConfigError) as info:
+        load_config("quick", {"train.epochs": "ten"})
+    assert str(info.value) == "--set train.epochs=ten: train.epochs must be int, got 'ten' (str)"
+    with pytest.raises(ConfigError) as info:
+        load_config("quick", {"train.epochz": 3})
+    assert str(info.value).startswith("--set train.epochz=3: unknown parameter(s) train.epochz; known: ")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: ten\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(bad), {"train.lr": 1e-3})
+    assert str(info.value) == f"{bad}: train.epochs must be int, got 'ten' (str)"
 
 
 def test_every_preset_is_within_range() -> None:

@@ -180,3 +180,47 @@ def test_benchmark_reports_both_paths(capsys: pytest.CaptureFixture[str]) -> Non
     out = bench.run(Config(device="cpu"), n=128)
     assert out["naive_img_per_s"] > 0 and out["ratio"] > 0
     assert "device: cpu" in capsys.readouterr().out
+
+
+def _with(**changes) -> TrainConfig:
+    """CFG with some fields changed."""
+    return TrainConfig(**{**CFG.__dict__, **changes})
+
+
+def test_a_diverged_member_stops_and_names_the_epoch_and_the_lr() -> None:
+    """lr 1e30 makes the loss nan in the first epoch: the member stops there and says what to lower (issue 37 #1)."""
+    (result,) = fit("tiny_nodrop", TRAIN, VAL, _with(lr=1e30), "cpu", progress=False)
+    assert result.failure == "training loss is nan at epoch 1; lower train.lr (now 1e+30)"
+    assert result.stopped_epoch == 1 and len(result.history["loss"]) == 1
+
+
+def test_a_member_whose_loss_blows_up_but_stays_finite_fails() -> None:
+    """lr 1e3 sends the loss to about 1e30 without a nan (issue 37 #1): even its best epoch validates far above the
+    untrained weights, so it is failed, not kept as a chance-level model."""
+    (result,) = fit("tiny_nodrop", TRAIN, VAL, _with(lr=1e3, epochs=2), "cpu", progress=False)
+    assert all(np.isfinite(result.history["val_loss"])), "this case must test the finite branch"
+    assert result.failure.startswith("validation loss never came below 2 x the untrained weights' (")
+    assert result.failure.endswith("in 2 epoch(s): best " + f"{min(result.history['val_loss']):.4g}"
+                                   + "; lower train.lr (now 1000)")
+
+
+def test_a_run_at_chance_is_kept() -> None:
+    """A recipe whose weights barely move (lr 1e-30: the loss stays at the untrained weights') is not failed: the
+    quick preset's CNN sits at chance like this for its few epochs and must not be failed spuriously."""
+    (result,) = fit("tiny_nodrop", TRAIN, VAL, _with(lr=1e-30, patience=1), "cpu", progress=False)
+    assert result.failure == ""
+
+
+def test_a_learning_run_has_no_failure() -> None:
+    """The recipe that learns is not failed (its best epoch validates below the untrained weights)."""
+    assert all(not r.failure for r in fit("tiny", TRAIN, VAL, CFG, "cpu", seeds=(0, 1), progress=False))
+
+
+def test_raise_failures_names_the_run_and_each_failed_seed() -> None:
+    """One line for the run: the failed seeds with their reasons, the healthy ones left out."""
+    results = [train_mod.FitResult(nn.Identity(), s, {}, 1, 1, 0.0, 0.0, "fp32", why)
+               for s, why in [(0, "training loss is nan at epoch 1; lower train.lr (now 1e+30)"), (1, "")]]
+    with pytest.raises(train_mod.TrainingFailed) as info:
+        train_mod.raise_failures("train real k=0", results)
+    assert str(info.value) == "train real k=0 seed 0: training loss is nan at epoch 1; lower train.lr (now 1e+30)"
+    train_mod.raise_failures("train real k=0", results[1:])  # nothing failed: no error

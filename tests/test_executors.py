@@ -20,6 +20,7 @@ from synthetic import synthetic_faces, tiny_cnn
 from fer_utils import executors, experiments, sweep
 from fer_utils.cli import main
 from fer_utils.config import ConfigError, load_config
+from fer_utils.engine import TrainingFailed
 from fer_utils.models import MODELS
 from fer_utils.preprocess import FaceSet
 
@@ -158,6 +159,20 @@ def test_a_failed_run_is_retried_once_then_reported_and_the_rest_go_on() -> None
     failures = executors.dispatch(load_config("quick"), runs, _Inline(), task=flaky, progress=False)
     assert failures == ["real-seed1: RuntimeError: out of memory"]
     assert sorted(calls) == [0, 1, 1, 2, 2]
+
+
+def test_a_diverged_run_is_reported_without_a_retry() -> None:
+    """A run failed for a setting (TrainingFailed) would fail the same way again: one try, one line."""
+    calls = []
+
+    def diverges(cfg, experiment, ratio, seed, threads):
+        calls.append(seed)
+        raise TrainingFailed(f"train real k=0 seed {seed}: training loss is nan at epoch 1; lower train.lr")
+
+    failures = executors.dispatch(load_config("quick"), [("real", 0, 0)], _Inline(), task=diverges, progress=False)
+    assert calls == [0]
+    assert failures == ["real-seed0: TrainingFailed: train real k=0 seed 0: training loss is nan at epoch 1; "
+                        "lower train.lr"]
 
 
 def test_status_and_plan_read_the_results_without_training(serial, tmp_path, monkeypatch, capsys) -> None:

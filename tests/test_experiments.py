@@ -1,7 +1,9 @@
 """Experiments share one path: right faces per experiment, saved runs, resume, re-scoring, summaries."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from synthetic import synthetic_faces, tiny_cnn
 from fer_utils import experiments, filtering, results
 from fer_utils.config import ConfigError, DataError, load_config
 from fer_utils.emotions import EMOTIONS
+from fer_utils.engine import TrainingFailed
 from fer_utils.gan import generate
 from fer_utils.models import MODELS
 from fer_utils.models.io import load_model
@@ -396,3 +399,38 @@ def test_table3_keeps_the_mixed_row_where_real_only_validates_as_well() -> None:
     assert [label for label, _ in rows] == ["CNN, real", "CNN, real + 1 x generated (k best on real validation)"]
     assert [(r.experiment, r.ratio) for r in rows[1][1]] == [("mix", 1)]
     assert [label for label, _ in results.table3_cnn_rows(runs[:1])] == ["CNN, real"]  # no mixed runs: no row
+
+
+def test_a_diverged_member_is_named_and_never_saved_as_finished(cfg, monkeypatch) -> None:
+    """Seed 1 diverges (lr 1e30): seed 0 is saved, seed 1 gets no record and no checkpoint, and the run fails with
+    one line naming the run, the seed, the epoch and the setting (issue 37 #1); a rerun trains seed 1 again."""
+    real_fit, trained = experiments.fit, []
+
+    def seed_1_diverges(model, train, val, recipe, device, group, **kwargs):
+        trained.append(group)
+        lr = 1e30 if 1 in group else recipe.lr
+        return real_fit(model, train, val, dataclasses.replace(recipe, lr=lr), device, group, **kwargs)
+
+    monkeypatch.setattr(experiments, "fit", seed_1_diverges)
+    with pytest.raises(TrainingFailed) as info:
+        experiments.run_experiment(cfg, "real", seeds=(0, 1), progress=False)
+    assert re.fullmatch(r"train real k=0 seed 1: (training|validation) loss is nan at epoch 1; lower train.lr "
+                        r"\(now 1e\+30\)", str(info.value))
+    folder = cfg.path(cfg.results_dir) / "real"
+    assert sorted(p.name for p in folder.iterdir()) == ["real-seed0.json", "real-seed0.safetensors"]
+    with pytest.raises(TrainingFailed):
+        experiments.run_experiment(cfg, "real", seeds=(0, 1), progress=False)
+    assert trained == [(0,), (1,), (1,)]  # the diverged seed is not counted as done
+
+
+def test_a_sweep_reports_a_diverged_configuration_and_goes_on(cfg, capsys) -> None:
+    """In a sweep the diverged configuration is one failure line; the sweep still ends (issue 37 #1)."""
+    from fer_utils import sweep
+
+    diverging = load_config("quick", {"results_dir": cfg.results_dir, "train.epochs": 2, "train.lr": 1e30,
+                                      "device": "cpu", "sweep.seeds": 1})
+    failures = sweep.run_sweep(diverging, [("real", 0)], progress=False)
+    assert len(failures) == 1 and re.fullmatch(r"real k=0: TrainingFailed: train real k=0 seed 0: "
+                                               r"(training|validation) loss is nan at epoch 1; lower train.lr "
+                                               r"\(now 1e\+30\)", failures[0])
+    assert not list((cfg.path(cfg.results_dir) / "real").glob("*.json"))

@@ -26,6 +26,11 @@ What this suite guarantees, on CPU with tiny data and models (CI-sized: about a 
    is not resumed by a 0.25 run, whose weights equal a clean 0.25 run's and differ from the 0.2 model's;
    after a ``train.lr`` change a finished run is trained again and a left checkpoint is not resumed.
 
+6. A full disk (torch.save failing as it does there) at the first checkpoint, a read-only, forbidden or full
+   results folder, too little room for a checkpoint, and a diverged run (lr 1e30): one line naming the file or
+   setting and the cause, raised before any training where a probe can tell; no record, no temporary; a rerun
+   once the fault is gone ends as a clean run.
+
 Three faults this suite found are guarded too: a member's ``.train.pt`` left by a kill between saving
 the member and deleting the checkpoint is removed by the rerun; ``train_gan`` removes a killed writer's
 temporaries from its output folder; a kill between a run's new weights and its new record cannot pair an
@@ -42,6 +47,7 @@ compare bit for bit. Damaged files need no kill: they are made and rerun in-proc
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
 import os
@@ -63,7 +69,7 @@ from safetensors.torch import load_file
 from synthetic import synthetic_faces, tiny_cnn
 
 from fer_utils import engine as T
-from fer_utils import experiments, identity
+from fer_utils import experiments, identity, runtime
 from fer_utils import preprocess as P
 from fer_utils.config import load_config
 from fer_utils.models import MODELS
@@ -741,6 +747,79 @@ def test_a_run_killed_between_its_weights_and_its_record_is_not_mixed_with_the_o
     run_classifier(results, seeds=(0,))  # back to lr=1e-4
     assert_same_runs(results / "real", clean_runs)  # fails: real-seed0.safetensors holds the lr=2e-4 model
     assert counting.fits == [(0,)]
+
+
+# ====================================================================== 6. full disk, read-only, diverged
+FULL_DISK = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")  # torch.save's
+
+
+def test_a_full_disk_at_the_first_checkpoint_is_one_line_and_the_rerun_equals_a_clean_run(tmp_path, clean_runs,
+                                                                                           monkeypatch):
+    """torch.save fails as on a full disk at the first checkpoint: one WriteError naming the checkpoint file (not
+    inline_container.cc), no record, no temporary; once space is back the rerun ends as a clean run (issue 37 #5)."""
+    results = tmp_path / "results"
+    save = torch.save
+
+    def full_at_checkpoint(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        if ".train.pt" in str(f):
+            raise FULL_DISK
+        save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_at_checkpoint)
+    with pytest.raises(runtime.WriteError) as info:
+        run_classifier(results)
+    checkpoint = results / "real" / ".real-seed0-x1.train.pt"
+    assert str(info.value).startswith(f"cannot write {checkpoint}: the write stopped short (")
+    assert "inline_container" not in str(info.value) and files(results / "real") == []
+    monkeypatch.undo()
+    run_classifier(results)
+    assert_same_runs(results / "real", clean_runs)
+    assert files(results / "real") == files(clean_runs)
+
+
+@pytest.mark.parametrize("code, cause", [(errno.EROFS, "Read-only file system; write elsewhere"),
+                                         (errno.EACCES, "Permission denied; change the folder's permissions or "
+                                                        "write elsewhere"),
+                                         (errno.ENOSPC, "No space left on device; free space there or write "
+                                                        "elsewhere")])
+def test_an_unwritable_results_folder_is_named_before_any_training(tmp_path, monkeypatch, code, cause):
+    """A read-only (or forbidden, or full) results folder is found by a probe before the data are read or an epoch
+    is trained (issue 37 #6: it used to fail after a whole epoch); nothing is written."""
+    results = tmp_path / "results"
+    counting = Counting(monkeypatch)
+
+    def unwritable(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(runtime.tempfile, "mkstemp", unwritable)
+    with pytest.raises(runtime.WriteError) as info:
+        run_classifier(results)
+    assert str(info.value) == f"cannot write results_dir ({results / 'real'}): {cause}"
+    assert counting.fits == [] and counting.epochs == 0 and not results.exists()
+
+
+def test_a_results_folder_without_room_for_a_checkpoint_is_named_before_any_training(tmp_path, monkeypatch):
+    """Too little free space for the run's checkpoint (estimated from the model's size) is named up front."""
+    counting = Counting(monkeypatch)
+    monkeypatch.setattr(runtime.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(runtime.WriteError, match=r"0\.0 MB free on its filesystem, about [\d.]+ MB needed"):
+        run_classifier(tmp_path / "results")
+    assert counting.fits == []
+
+
+def test_a_diverged_run_leaves_no_record_and_a_rerun_with_a_sound_lr_equals_a_clean_run(tmp_path, clean_runs,
+                                                                                       monkeypatch):
+    """lr 1e30: both members fail in their first epoch with one line; nothing is counted as done, so the run with
+    the recipe's lr trains both seeds and ends as a clean run (issue 37 #1)."""
+    results = tmp_path / "results"
+    with pytest.raises(T.TrainingFailed, match=r"^train real k=0 seed 0: .* at epoch 1; lower train.lr \(now 1e\+30\); "
+                                               r"seed 1: .* at epoch 1; lower train.lr \(now 1e\+30\)$"):
+        run_classifier(results, **{"train.lr": 1e30})
+    assert files(results / "real") == []
+    counting = Counting(monkeypatch)
+    run_classifier(results)
+    assert counting.fits == [(0,), (1,)]
+    assert_same_runs(results / "real", clean_runs)
 
 
 JOBS = {"preprocess": job_preprocess, "classifier": job_classifier, "gan": job_gan}

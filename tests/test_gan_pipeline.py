@@ -186,15 +186,44 @@ def test_load_pipeline_reads_a_yunjey_ckpt_in_alphabetical_order(tiny_weights, t
     torch.manual_seed(1)
     st = stargan.Generator(conv_dim=4, c_dim=7, repeat_num=1)
     torch.save(st.state_dict(), tmp_path / "200000-G.ckpt")
-    cfg = tiny_cfg(tiny_weights[0], tmp_path / "200000-G.ckpt",
-                   **{"gan.stargan_g_conv_dim": 4, "gan.stargan_g_repeat_num": 1, "gan.resolution": 32})
+    cfg = tiny_cfg(tiny_weights[0], tmp_path / "200000-G.ckpt", **{"gan.stargan_g_conv_dim": 4,
+                   "gan.stargan_g_repeat_num": 1, "generate.stargan_ckpt_resolution": 32})
     pipe, _ = load_pipeline(cfg, "cpu")
     assert pipe.domains == ALPHABETICAL and pipe.targets == [0, 1, 2, 3, 5, 6]
-    assert pipe.size == 32  # no provenance in a .ckpt: the configured resolution
+    assert pipe.size == 32  # no provenance in a .ckpt: the declared size
     assert torch.equal(pipe.stargan.main[0].weight, st.main[0].weight)
     wrong = tiny_cfg(tiny_weights[0], tmp_path / "200000-G.ckpt", **{"gan.stargan_g_conv_dim": 8})
     with pytest.raises(WeightsError, match=r"(?s)generate\.stargan_weights: cannot load .*gan\.stargan_g_conv_dim"):
         load_pipeline(wrong, "cpu")
+
+
+def test_a_yunjey_ckpt_runs_at_the_size_it_was_trained_at_never_at_gan_resolution(tiny_weights, tmp_path, capsys):
+    """A 128-px *-G.ckpt ran silently at gan.resolution (64) and passed check (issue 37 #3). Its size is read from
+    the *-D.ckpt yunjey saves beside it, or declared; without either the file is refused, and check says which."""
+    from fer_utils.inputs import check_weights, stargan_note
+
+    torch.manual_seed(1)
+    torch.save(stargan.Generator(conv_dim=4, c_dim=7, repeat_num=1).state_dict(), tmp_path / "200000-G.ckpt")
+    arch = {"gan.stargan_g_conv_dim": 4, "gan.stargan_g_repeat_num": 1, "gan.resolution": 64}
+    bare = tiny_cfg(tiny_weights[0], tmp_path / "200000-G.ckpt", **arch)
+    with pytest.raises(ConfigError, match=r"^generate\.stargan_weights: .*200000-G\.ckpt does not record the size "
+                                          r"it was trained at.*put yunjey's 200000-D\.ckpt beside it .* --set "
+                                          r"generate\.stargan_ckpt_resolution=128"):
+        load_pipeline(bare, "cpu")
+    assert [p.split(":")[0] for p in check_weights(bare)] == ["generate.stargan_weights"]  # check: 1 problem
+    torch.save(stargan.Discriminator(image_size=128, conv_dim=2, c_dim=7, repeat_num=6).state_dict(),
+               tmp_path / "200000-D.ckpt")  # yunjey's defaults: 128 px, 6 stride-2 convolutions
+    assert load_pipeline(bare, "cpu")[0].size == 128 and check_weights(bare) == []
+    assert stargan_note(bare) == (f"generate.stargan_weights: {tmp_path / '200000-G.ckpt'} translates 128-px crops "
+                                  "(read from 200000-D.ckpt beside it)")
+    contradicted = tiny_cfg(tiny_weights[0], tmp_path / "200000-G.ckpt",
+                            **arch, **{"generate.stargan_ckpt_resolution": 64})
+    with pytest.raises(ConfigError, match=r"stargan_ckpt_resolution is 64 but 200000-D\.ckpt beside 200000-G\.ckpt "
+                                          r"was trained at 128 px"):
+        load_pipeline(contradicted, "cpu")
+    (tmp_path / "200000-D.ckpt").write_bytes(b"truncated")
+    with pytest.raises(WeightsError, match=r"200000-D\.ckpt: not a readable PyTorch state dict"):
+        load_pipeline(bare, "cpu")
 
 
 # ------------------------------------------------------------------ shipped weights

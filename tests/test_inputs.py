@@ -98,3 +98,13 @@ def test_the_worlds_own_folder_is_named_the_world_before_it_is_written(tmp_path)
     cfg = load_config("quick", {"data.rafd": "data/not-a-preset/world/rafd", "data.mmi": str(tmp_path / "mmi")})
     assert data_source(cfg, "rafd") == "embedded world (not written yet)"
     assert data_source(cfg, "mmi") == "your files"
+
+
+@pytest.mark.parametrize("model", ["stylegan2", "stargan"])
+def test_a_weights_problem_names_its_key_once(tmp_path, model) -> None:
+    """``check`` printed 'generate.stylegan2_weights: generate.stylegan2_weights: weights file not found' (issue 37
+    #10): the key is said once, the file and the advice follow."""
+    cfg = load_config("quick", {f"generate.{model}_weights": str(tmp_path / "nope.safetensors")})
+    (problem,) = inputs.check_weights(cfg)
+    assert problem.startswith(f"generate.{model}_weights: weights file not found: {tmp_path / 'nope.safetensors'}")
+    assert problem.count(f"generate.{model}_weights") == 1

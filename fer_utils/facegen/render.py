@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-from ..runtime import atomic_path
+from ..runtime import atomic_path, quiet_worker
 from . import expressions, face, identity, lighting
 from .expressions import AU_INDEX
 from .identity import sample_identities
@@ -282,8 +282,10 @@ def single_threaded() -> None:
     """Pool initializer for forked render workers: torch ops stay on the worker's own thread.
 
     A forked child that enters the OpenMP pool its parent already started hangs (libgomp is not
-    fork-safe); one thread per worker process is also what the writer wants.
+    fork-safe); one thread per worker process is also what the writer wants. Ctrl-C and SIGTERM are left to the
+    parent, which ends the pool (``runtime.quiet_worker``).
     """
+    quiet_worker()
     torch.set_num_threads(1)
 
 

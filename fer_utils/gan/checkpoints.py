@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from ..config import WeightsError
+from ..engine import TrainingFailed
 from ..identity import identity, mismatch
 from ..runtime import atomic_path
 from .weights import one_line, reading
@@ -63,6 +65,21 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def stop_if_diverged(trainer: str, step: int, losses: dict[str, float], hint: str, *networks: nn.Module) -> None:
+    """Raise ``TrainingFailed`` (one line) when a loss, or a weight of ``networks``, is not finite.
+
+    Called on every iteration's losses and on the networks before each checkpoint, so training stops
+    before NaN weights overwrite the last good checkpoint or are exported.
+    """
+    bad = next((f"{name} is {value}" for name, value in losses.items() if not math.isfinite(value)), None)
+    if bad is None:
+        bad = next((f"{type(net).__name__} weight {name} is not finite" for net in networks
+                    for name, p in net.named_parameters() if not torch.isfinite(p).all()), None)
+    if bad is not None:
+        raise TrainingFailed(f"{trainer}: {bad} at iteration {step}; stopped before saving it (checkpoint.pt keeps "
+                             f"the last finite iteration); {hint}")
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:

@@ -31,7 +31,16 @@ from ..config import Config
 from ..emotions import EMOTIONS
 from ..identity import identity, mismatch
 from ..preprocess import SPLITS, scale_counts
-from ..runtime import exclusive, file_sha256, remove_stale_temporaries, temporary_prefix, versions, write_json
+from ..runtime import (
+    check_writable,
+    doing,
+    exclusive,
+    file_sha256,
+    remove_stale_temporaries,
+    temporary_prefix,
+    versions,
+    write_json,
+)
 from .pipeline import Pipeline, latents, load_pipeline
 
 IDENTITIES_PER_UNIT = 144  # paper §3.1: as many as the real subjects
@@ -77,6 +86,7 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
     """
     root = Path(out) if out is not None else cfg.path(cfg.data.generated)
     units = cfg.generate.units if units is None else units
+    check_writable(root, "data.generated")  # before loading the generators, not after a unit's work
     pipe, paths = load_pipeline(cfg)
     ident = identity("generated", {model: file_sha256(path) for model, path in paths.items()},
                      {"truncation_psi": pipe.psi, "seed": cfg.generate.seed, "stargan_size": pipe.size,
@@ -88,7 +98,8 @@ def generate_database(cfg: Config, out: str | Path | None = None, progress: bool
         bar = tqdm(total=units * IDENTITIES_PER_UNIT, desc="generate", disable=not progress)
         for unit in range(units):
             if unit not in done:
-                done[unit] = dict(_write_unit(root, unit, pipe, cfg, bar), identity=ident)
+                with doing(f"generate unit {unit}"):
+                    done[unit] = dict(_write_unit(root, unit, pipe, cfg, bar), identity=ident)
                 write_json(root / f".u{unit:02d}.done.json", done[unit])
                 written.append(unit)
             bar.n = (unit + 1) * IDENTITIES_PER_UNIT

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import Config
 from ..emotions import EMOTIONS
-from ..engine import ArraySplit, fit, predict
+from ..engine import ArraySplit, fit, predict, raise_failures
 from ..identity import identity, kept_record, write_record
 from ..models.io import load_model, save_model
 from ..preprocess import load_database
@@ -51,6 +51,7 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
         return load_model(path.with_suffix(".safetensors")), info, real
     seed_everything(cfg.train.seed)
     result = fit("cnn", train, val, tc, device, seeds=(cfg.train.seed,), progress=False)[0]
+    raise_failures("the quality check's judging CNN", [result])  # a diverged judge would read every face as chance
     hit = predict(result.model, val.images).argmax(1) == val.labels
     info = {"train_faces": len(train.labels), "faces_requested": max_train, "val_faces": len(val.labels),
             "epochs": epochs, "best_epoch": result.best_epoch, "precision_setting": cfg.train.precision,

@@ -18,8 +18,7 @@ from ..config import Config, ConfigError
 from ..emotions import EMOTIONS
 from ..preprocess import crop_face
 from ..runtime import mixed_precision, resolve_device, usable_cores
-from .shipped import load_generator, stargan_domains
-from .weights import read_metadata
+from .shipped import load_generator, stargan_domains, stargan_size
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -116,9 +115,7 @@ def load_pipeline(cfg: Config, device: str | torch.device | None = None) -> tupl
     stylegan2, sg_path = load_generator(cfg, "stylegan2", device)
     stargan, st_path = load_generator(cfg, "stargan", device)
     domains = stargan_domains(st_path)
-    size = cfg.gan.resolution
-    if st_path.suffix == ".safetensors":
-        size = read_metadata(st_path)["provenance"].get("config", {}).get("image_size", size)
+    size = stargan_size(cfg, st_path)[0]  # a yunjey .ckpt's from its -D.ckpt or declared, never assumed
     missing = [name for name in EMOTIONS if name not in domains]
     if missing:
         raise ConfigError(f"generate.stargan_weights: {st_path} has no domain for {', '.join(missing)} "

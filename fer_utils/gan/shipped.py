@@ -20,7 +20,7 @@ from ..config import Config, ConfigError, WeightsError
 from ..runtime import write_json
 from . import stargan, stylegan2
 from .data import STARGAN_DOMAINS
-from .weights import load_stargan_ckpt, load_stylegan2_pkl, load_weights, read_metadata
+from .weights import load_stargan_ckpt, load_stylegan2_pkl, load_weights, read_metadata, reading
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PROVENANCE = WEIGHTS_DIR / "provenance.json"
@@ -78,6 +78,48 @@ def load_generator(cfg: Config, model: str, device: torch.device | str = "cpu") 
     if not isinstance(G, ARCHITECTURE[model]):
         raise ConfigError(f"{key}: {path} holds a {type(G).__module__}.{type(G).__name__}, not a {model} generator")
     return G.float().eval().requires_grad_(False).to(device), path
+
+
+def stargan_size(cfg: Config, path: Path) -> tuple[int, str]:
+    """The side (px) the StarGAN weights at ``path`` were trained at, and how that is known.
+
+    Our ``.safetensors`` record it. A yunjey ``*-G.ckpt`` does not, and its fully convolutional G runs at
+    any size, so a 128-px G fed 64-px crops translates them without an error (worse). The side is read
+    from the ``*-D.ckpt`` yunjey saves beside it (D is tied to its size: ``conv2``'s kernel is S / 2^n
+    after n stride-2 convolutions) or declared with ``generate.stargan_ckpt_resolution``; without
+    either, or when the two disagree, the file is refused, naming what to do.
+    """
+    key = "generate.stargan_weights"
+    if path.suffix.lower() == ".safetensors":
+        config = read_metadata(path)["provenance"].get("config", {})
+        return config.get("image_size", cfg.gan.resolution), "recorded in the file"
+    declared = cfg.generate.stargan_ckpt_resolution
+    discriminator = path.with_name(path.name[:-len("-G.ckpt")] + "-D.ckpt") if path.name.endswith("-G.ckpt") else None
+    if discriminator is None or not discriminator.is_file():
+        if declared:
+            return declared, "declared by generate.stargan_ckpt_resolution"
+        raise ConfigError(f"{key}: {path} does not record the size it was trained at, and a StarGAN generator runs at "
+                          f"any size; put yunjey's {discriminator.name if discriminator else '<iters>-D.ckpt'} beside "
+                          "it (its size is read from there) or declare it, e.g. --set "
+                          "generate.stargan_ckpt_resolution=128 (yunjey's default)")
+    size = _discriminator_size(discriminator)
+    if declared and declared != size:
+        raise ConfigError(f"{key}: generate.stargan_ckpt_resolution is {declared} but {discriminator.name} beside "
+                          f"{path.name} was trained at {size} px; set it to {size} or 0 (read from the discriminator)")
+    return size, f"read from {discriminator.name} beside it"
+
+
+def _discriminator_size(path: Path) -> int:
+    """The image side a yunjey StarGAN ``*-D.ckpt`` was built for: conv2's kernel x 2^(stride-2 convolutions)."""
+    with reading(path, "PyTorch state dict", "replace it with the complete discriminator of the same run, or remove it "
+                 "and declare generate.stargan_ckpt_resolution"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        convs = sum(1 for k, v in state.items() if k.startswith("main.") and k.endswith(".weight") and v.ndim == 4)
+        return int(state["conv2.weight"].shape[-1]) * 2**convs
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path}: not a yunjey StarGAN discriminator state dict ({type(exc).__name__}: {exc}); "
+                           "it is read for the size its generator was trained at") from exc
 
 
 def stargan_domains(path: Path) -> tuple[str, ...]:

@@ -22,10 +22,14 @@ from .checkpoints import (
     resumable_checkpoint,
     save_checkpoint,
     save_grid,
+    stop_if_diverged,
     training_identity,
 )
 from .stargan import Discriminator, Generator
 from .weights import save_weights
+
+TRAINER = "train-gan stargan"  # how a diverged run is named (``stop_if_diverged``), and what it may change:
+HINT = "rerun with --restart and another gan.seed, or a larger gan.lambda_gp"
 
 
 @dataclass(frozen=True)
@@ -241,11 +245,13 @@ def train_stargan(images: np.ndarray, labels: np.ndarray, cfg: StarGANTrainConfi
         # 1. batch and target domains, 2. D and G updates, 3. learning-rate decay
         x_real, label_org, label_trg = sample_batch(x_all, labels_all, cfg.batch_size, gen, groups)
         history.append(train_step(G, D, g_opt, d_opt, x_real, label_org, label_trg, cfg, i))
+        stop_if_diverged(TRAINER, i + 1, history[-1], HINT)
         set_learning_rates(cfg, i + 1, g_opt, d_opt)
         # 4. samples and resumable checkpoints
         if (i + 1) % cfg.sample_step == 0:
             save_samples(G, x_all[:8], cfg.c_dim, out_dir / "samples" / f"{i + 1:06d}-images.png")
         if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
+            stop_if_diverged(TRAINER, i + 1, {}, HINT, G, D)
             save_checkpoint(out_dir / "checkpoint.pt", dict(
                 step=i + 1, config=dataclasses.asdict(cfg), identity=training_identity(cfg, data),
                 G=G.state_dict(), D=D.state_dict(), g_opt=g_opt.state_dict(), d_opt=d_opt.state_dict(),

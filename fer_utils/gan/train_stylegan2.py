@@ -28,10 +28,14 @@ from .checkpoints import (
     resumable_checkpoint,
     save_checkpoint,
     save_grid,
+    stop_if_diverged,
     training_identity,
 )
 from .stylegan2 import Discriminator, Generator
 from .weights import save_weights
+
+TRAINER = "train-gan stylegan2"  # how a diverged run is named (``stop_if_diverged``), and what it may change:
+HINT = "rerun with --restart and another gan.seed, or a larger gan.r1_gamma"
 
 
 @dataclass(frozen=True)
@@ -181,10 +185,12 @@ def train_stylegan2(images: np.ndarray, cfg: StyleGAN2TrainConfig, out_dir: str 
     for i in tqdm(range(start, cfg.num_iters), initial=start, total=cfg.num_iters, disable=not progress):
         idx = torch.randint(len(x_all), (cfg.batch_size,), generator=gen).to(device)
         history.append(train_step(G, D, G_ema, opts, x_all[idx], cfg, i))
+        stop_if_diverged(TRAINER, i + 1, history[-1], HINT)
         if (i + 1) % cfg.sample_step == 0:
             with torch.no_grad():
                 save_grid(G_ema(z_fixed, noise_mode="const"), out_dir / "samples" / f"{i + 1:06d}.png", nrow=4)
         if (i + 1) % cfg.model_save_step == 0 or i + 1 == cfg.num_iters:
+            stop_if_diverged(TRAINER, i + 1, {}, HINT, G, D, G_ema)
             save_checkpoint(out_dir / "checkpoint.pt", dict(
                 step=i + 1, config=dataclasses.asdict(cfg), identity=training_identity(cfg, data),
                 G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(), G_opt=opts["G"].state_dict(),

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..config import Config, ConfigError, WeightsError, data_source
-from ..runtime import file_sha256, remove_stale_temporaries, resolve_device, versions, write_json
+from ..runtime import doing, file_sha256, remove_stale_temporaries, resolve_device, versions, write_json
 from . import stargan, stylegan2
 from .checkpoints import StateDicts, data_fingerprint, load_checkpoint, resumable_checkpoint
 from .data import STARGAN_DOMAINS, gan_faces
@@ -91,10 +91,11 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         write_json(init_path, _init_record(init, sorted(networks), earlier))
     elif not start:
         init_path.unlink(missing_ok=True)  # a fresh run from random weights
-    if model == "stargan":
-        G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, networks)
-    else:
-        G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, networks)
+    with doing(f"train-gan {model} (from iteration {start})"):
+        if model == "stargan":
+            G, history = train_stargan(images, labels, trainer, out_dir, str(device), progress, networks)
+        else:
+            G, history = train_stylegan2(images, trainer, out_dir, str(device), progress, networks)
     final = load_checkpoint(out_dir / "checkpoint.pt")  # read once: its time and its discriminator
     seconds_total = _seconds_trained(final)
     provenance = _provenance(cfg, model, database, trainer, len(images), start, len(history),
