@@ -237,7 +237,7 @@ def test_the_judging_cnn_trains_on_the_configured_budget(tmp_path, monkeypatch, 
 
     def fake_fit(name, train, val, recipe, device, seeds, progress):
         seen.update(train=len(train.labels), val=len(val.labels), epochs=recipe.epochs, precision=recipe.precision)
-        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="bf16")]
+        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="bf16", failure="")]
 
     monkeypatch.setattr(judge, "load_database", lambda cfg, name: faces)
     monkeypatch.setattr(judge, "fit", fake_fit)
@@ -261,7 +261,7 @@ def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(t
     def fake_fit(name, train, val, recipe, device, seeds, progress):
         torch.manual_seed(len(fits))
         fits.append(recipe.epochs)
-        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="fp32")]
+        return [SimpleNamespace(model=PaperCNN().eval(), best_epoch=1, precision="fp32", failure="")]
 
     monkeypatch.setattr(judge, "load_database", lambda cfg, name: faces)
     monkeypatch.setattr(judge, "fit", fake_fit)

@@ -39,8 +39,11 @@ def _start(tmp_path: Path, command: list[str]) -> subprocess.Popen:
     settings = ["--preset", "quick", "--set", f"results_dir={tmp_path}", "--set", "device=cpu",
                 "--set", "train.epochs=100000", "--set", "train.patience=100000", "--set", "sweep.seeds=2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "OMP_NUM_THREADS": "1"}
+    # a shell running a job in the background (nohup ... &, some CI runners) starts it with SIGINT ignored, and
+    # Python then installs no Ctrl-C handler: start from the default, as a terminal's foreground job does
     return subprocess.Popen([sys.executable, "-c", SETUP, *command, *settings], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
