@@ -14,7 +14,7 @@ import numpy as np
 
 from ..emotions import ALL_LABELS, EMOTIONS
 from .expressions import expression_aus
-from .identity import sample_identities, take
+from .identity import hair_name, sample_identities, take
 from .styles import STYLES, image_shape, nuisance, render_style
 
 IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw below (writers.POOL_OFFSET)
@@ -75,3 +75,13 @@ class WorldPeople:
         aus = np.where(rng.random((len(index), 1)) < 0.5, aus, random_set).astype(np.float32)
         img = render_style(style, ids, labels, np.ones(len(index)), self.image_size, rng, aus=aus)
         return img.reshape(len(people), renders, *img.shape[1:]), aus.reshape(len(people), renders, -1)
+
+    def portraits(self, people: Sequence[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each person as the FFHQ-like database shows people (near-neutral, aligned; (P, H, W, 3)), and what the
+        renderer drew them with: skin ``tone`` (0 light .. 1 dark), ``age`` (0 child .. 1 elderly), ``hair`` name."""
+        style = STYLES["ffhq"]
+        rng = np.random.default_rng([self.seed, len(people), 3])
+        ids = sample_identities(self.seed, np.asarray(people) + IDENTITY_POOL, skin=style.skin, age=style.age)
+        labels = list(rng.choice(list(ALL_LABELS), len(people)))
+        img = render_style(style, ids, labels, rng.uniform(0, 0.3, len(people)), self.image_size, rng)
+        return img, {"tone": ids["tone"], "age": ids["age"], "hair": hair_name(ids["hair"])}
