@@ -2,11 +2,15 @@
 
 A classifier trained on real faces reads a mark StarGAN paints as the expression it stands for
 (docs/generators.md), so transfer alone cannot say whether brows, lids, lip corners and jaw moved.
-Here a regressor learns action-unit intensities from rendered people only (HOG features, ridge
-regression; no generated face in its training), and reads the AU change from a neutral face to a
-translation of it. Projected on the world's own mean neutral -> apex change of that expression, it
-gives the **fraction of the world's apex motion** a translation shows (1 = as far as the world's
-faces move; issue 38's target 0.5). Two controls say whether the reading can be trusted:
+Here a regressor learns action-unit intensities from rendered people only (HOG features of the
+low-passed face, ridge regression; no generated face in its training), and reads the AU change from
+a neutral face to a translation of it. The face is low-passed first (``features.low_pass``) because
+moved features are shapes several pixels across, and fine texture is what a painter adds: read
+unblurred, a fixed random texture added to neutral faces read as happy (the world's AU6 and AU9
+fold the skin into fine creases, and texture looks like creases). Projected on the world's own
+mean neutral -> apex change of that expression, it gives the **fraction of the world's apex
+motion** a translation shows (1 = as far as the world's faces move; issue 38's target 0.5). Two
+controls say whether the reading can be trusted:
 
 - positive: people the regressor never saw, neutral -> their own apex, must read >= the target;
 - negative: a generator's mean difference image per expression (translation minus source,
@@ -25,7 +29,7 @@ from sklearn.linear_model import RidgeCV
 
 from ..config import Config
 from ..emotions import EMOTIONS
-from .features import cnn_input
+from .features import LOW_PASS_SIGMA, cnn_input, low_pass
 from .identity import People, neutral_box_crops
 
 TARGET = 0.5  # issue 38: every expression moves by >= 50 % of the world's own apex motion
@@ -42,6 +46,11 @@ class ActingPeople(People, Protocol):
 
     def apexes(self, people: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Each person neutral then at the six apexes in one view (P, 7, H, W, 3), and their AUs (P, 7, A)."""
+
+
+def geometry(gray: np.ndarray) -> np.ndarray:
+    """What the regressor reads: HOG of the low-passed faces (N, S, S)."""
+    return hog(low_pass(gray))
 
 
 def hog(gray: np.ndarray) -> np.ndarray:
@@ -61,7 +70,7 @@ class MotionReader:
 
     def aus(self, gray: np.ndarray) -> np.ndarray:
         """Read AU intensities (N, A) from gray faces (N, S, S), within the [0, 1] they are rendered in."""
-        return self.regressor.predict(hog(gray)).clip(0, 1)
+        return self.regressor.predict(geometry(gray)).clip(0, 1)
 
     def fractions(self, neutral: np.ndarray, expressions: np.ndarray) -> np.ndarray:
         """(N, 6): each expression's AU change from its neutral face, as a fraction of the world's apex change.
@@ -77,16 +86,21 @@ class MotionReader:
 
 
 def fit_reader(cfg: Config, people: ActingPeople, persons: int, renders: int) -> tuple[MotionReader, dict[str, Any]]:
-    """Fit the AU regressor on ``renders`` frames of each of persons 0 .. ``persons`` - 1, cropped as real faces are.
+    """Fit the AU regressor on persons 0 .. ``persons`` - 1: ``renders`` frames each, cropped as real faces are, and
+    each person neutral and at the six apexes, cropped as the measure crops them (with the neutral's box).
 
     The reference motion is the mean rendered AU change, neutral -> apex, of the same persons.
     """
     frames, aus = people.moving(range(persons), renders)
     gray = cnn_input(frames.reshape(-1, *frames.shape[2:]), cfg.preprocess.margin, cfg.preprocess.image_size)
-    regressor = RidgeCV(alphas=ALPHAS).fit(hog(gray), aus.reshape(len(gray), -1))
-    _, apex_aus = people.apexes(range(persons))
+    apex_frames, apex_aus = people.apexes(range(persons))
+    neutral, apex = neutral_box_crops(cfg, apex_frames)
+    faces = np.concatenate([gray, neutral, apex.reshape(-1, *neutral.shape[1:])])
+    truth = np.concatenate([aus.reshape(len(gray), -1), apex_aus[:, 0], apex_aus[:, 1:].reshape(-1, aus.shape[-1])])
+    regressor = RidgeCV(alphas=ALPHAS).fit(geometry(faces), truth)
     reference = (apex_aus[:, 1:] - apex_aus[:, :1]).mean(0)
-    info = {"persons": persons, "renders_per_person": renders, "features": "HOG 64 px, 8-px cells",
+    info = {"persons": persons, "renders_per_person": renders, "faces": len(faces),
+            "features": f"HOG (8-px cells) of the face low-passed by a {LOW_PASS_SIGMA}-px Gaussian",
             "ridge_alpha": float(regressor.alpha_), "target": TARGET, "neutral_share_target": NEUTRAL_SHARE}
     return MotionReader(regressor, reference), info
 
