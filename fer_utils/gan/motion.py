@@ -123,16 +123,17 @@ def motion_summary(fractions: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def measure_motion(cfg: Config, people: ActingPeople, neutral: np.ndarray, expressions: np.ndarray,
-                   persons: int = 300, renders: int = 8, held_out: int = 200) -> dict[str, Any]:
+                   renders: int = 8) -> dict[str, Any]:
     """The moved-features measure of translations, beside its two controls (``read_motion``).
 
     Args:
-        cfg: ``preprocess`` crop (margin, size).
-        people: rendered people with known AUs; persons 0 .. ``persons`` - 1 fit the regressor, the next
-            ``held_out`` are the positive control.
+        cfg: ``preprocess`` crop (margin, size); ``generate.identity_people``: half as many rendered persons
+            fit the regressor (``renders`` frames each), the next third as many are the positive control.
+        people: rendered people with known AUs.
         neutral: gray sources (N, S, S) as the generator saw them.
         expressions: their six translations (N, 6, S, S), in EMOTIONS order.
     """
+    persons, held_out = cfg.generate.identity_people // 2, cfg.generate.identity_people // 3
     reader, info = fit_reader(cfg, people, persons, renders)
     world = neutral_box_crops(cfg, people.apexes(range(persons, persons + held_out))[0])
     return {"reader": info | {"held_out_persons": held_out}, **read_motion(reader, world, neutral, expressions)}

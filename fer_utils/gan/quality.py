@@ -190,7 +190,25 @@ def quality_table(q: dict[str, Any]) -> str:
          f"generated {f['generated_vs_real_heldout']:.3g} vs real training faces {f['real_train_vs_real_heldout']:.3g} "
          f"({f['samples']} faces each)"),
     ]
-    return markdown_table(("measure", "target", "this run"), rows)
+    return markdown_table(("measure", "target", "this run"), rows + _issue38_rows(q))
+
+
+def _issue38_rows(q: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Transfer on low-passed faces and the moved-features measure, where the record has them (not older ones)."""
+    rows = []
+    low = q["expression_transfer"].get("low_passed")
+    if low:
+        rows.append((f"expression transfer on faces low-passed by a {low['sigma_px']}-px Gaussian",
+                     "≥ 80 %, within 5 points of plain",
+                     f"{low['accuracy']:.1%}; the CNN on low-passed real faces {low['real_accuracy']:.1%}"))
+    moved = q.get("motion")
+    if moved:
+        per = ", ".join(f"{name} {m['fraction']:.2f} (pasted mark {moved['negative_control'][name]['fraction']:.2f})"
+                        for name, m in moved["generated"].items())
+        rows.append(("moved features: fraction of the world's apex motion (its mean mark pasted back)",
+                     "≥ 0.5; pasted marks read neutral ≥ 80 %",
+                     f"{per}; controls pass: positive {moved['positive_passes']}, negative {moved['negative_passes']}"))
+    return rows
 
 
 def _misread(counts: list[list[int]] | None) -> dict[str, str]:
