@@ -10,7 +10,6 @@ from .expressions import AUS
 # Skin albedo at tone 0 (light) and tone 1 (dark), linear RGB in [0, 1].
 _SKIN_LIGHT = np.array([0.93, 0.76, 0.66], np.float32)
 _SKIN_DARK = np.array([0.42, 0.27, 0.18], np.float32)
-HAIR_NAMES = ("black", "dark brown", "blond", "red", "gray")  # the rows of _HAIR
 _HAIR = np.array([[0.08, 0.06, 0.05], [0.25, 0.15, 0.08], [0.55, 0.40, 0.22],
                   [0.45, 0.18, 0.08], [0.60, 0.58, 0.55]], np.float32)
 _IRIS = np.array([[0.25, 0.15, 0.08], [0.30, 0.40, 0.55], [0.30, 0.40, 0.25]], np.float32)
@@ -77,8 +76,3 @@ def take(ids: dict[str, np.ndarray], idx: Sequence[int] | np.ndarray) -> dict[st
     """Select rows of an identity table (e.g. repeat one person over many frames)."""
     idx = np.asarray(idx)
     return {k: v[idx] for k, v in ids.items()}
-
-
-def hair_name(hair: np.ndarray) -> np.ndarray:
-    """Name of the palette colour (``HAIR_NAMES``) each drawn hair colour (N, 3) was varied from."""
-    return np.asarray(HAIR_NAMES)[np.linalg.norm(hair[:, None] - _HAIR[None], axis=-1).argmin(1)]

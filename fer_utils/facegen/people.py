@@ -14,9 +14,12 @@ import numpy as np
 
 from ..emotions import ALL_LABELS, EMOTIONS
 from .expressions import expression_aus
-from .identity import hair_name, sample_identities, take
+from .identity import _HAIR, sample_identities, take
 from .styles import STYLES, image_shape, nuisance, render_style
 
+# the palette colours identity._HAIR varies each person's hair around, named here: identity.py draws the world,
+# and a change there rewrites every world database (fer_utils.identity), people.py only the generators' checks
+HAIR_NAMES = ("black", "dark brown", "blond", "red", "gray")
 IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw below (writers.POOL_OFFSET)
 
 
@@ -85,3 +88,8 @@ class WorldPeople:
         labels = list(rng.choice(list(ALL_LABELS), len(people)))
         img = render_style(style, ids, labels, rng.uniform(0, 0.3, len(people)), self.image_size, rng)
         return img, {"tone": ids["tone"], "age": ids["age"], "hair": hair_name(ids["hair"])}
+
+
+def hair_name(hair: np.ndarray) -> np.ndarray:
+    """Name of the palette colour (``HAIR_NAMES``) each drawn hair colour (N, 3) was varied from."""
+    return np.asarray(HAIR_NAMES)[np.linalg.norm(hair[:, None] - _HAIR[None], axis=-1).argmin(1)]
