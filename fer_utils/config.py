@@ -245,7 +245,8 @@ class GenerateConfig(Checked):
     SECTION = "generate"
     RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
              "seed": NON_NEGATIVE, "stargan_ckpt_resolution": NON_NEGATIVE,
-             "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
+             # Fisherfaces, and the moved-features measure's half and third of them; diversity
+             "identity_people": Rule(6), "quality_identities": Rule(2),
              "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "filter": Rule(choices=FILTERS),
              "filter_threshold": Rule(0, 1)}
 
