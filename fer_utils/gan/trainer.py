@@ -204,8 +204,9 @@ def _same_architecture(path: Path, saved: dict[str, Any], wanted: dict[str, Any]
     """Raise naming ``path`` and each size that differs from what ``gan.*`` asks for."""
     if saved != wanted:
         differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-        raise ConfigError(f"--init {path}: its networks have {', '.join(f'{k}={saved.get(k)}' for k in differ)} "
-                          f"but gan.* asks for {', '.join(f'{k}={wanted.get(k)}' for k in differ)}")
+        def sizes(config: dict[str, Any]) -> str:  # a kwarg absent from one side: "no G.head" (the image head)
+            return ", ".join(f"{k}={config[k]}" if k in config else f"no {k}" for k in differ)
+        raise ConfigError(f"--init {path}: its networks have {sizes(saved)} but gan.* asks for {sizes(wanted)}")
 
 
 def _seconds_trained(ckpt: dict[str, Any] | None) -> float:
