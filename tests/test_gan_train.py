@@ -425,3 +425,14 @@ def test_init_with_another_head_than_asked_is_refused_naming_it(tmp_path, from_c
     path = tmp_path / ("checkpoint.pt" if from_checkpoint else "stargan_G.safetensors")
     with pytest.raises(ConfigError, match=rf"--init {re.escape(str(path))}: its networks have .*head=warp"):
         tg.initial_networks(path, "stargan", STARGAN_TOY)
+
+
+@pytest.mark.parametrize("name, other, match", [
+    ("checkpoint.pt", {"d_conv_dim": 4}, "D.conv_dim=4 but gan.* asks for D.conv_dim=8"),
+    ("stargan_G.safetensors", {"g_conv_dim": 4}, "conv_dim=4 but gan.* asks for conv_dim=8"),
+])
+def test_a_warp_head_starts_only_on_a_trunk_of_the_configured_sizes(tmp_path, name, other, match):
+    images, labels = toy_faces()
+    run_stargan(images, labels, dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2, **other), tmp_path)
+    with pytest.raises(ConfigError, match=rf"--init {re.escape(str(tmp_path / name))}: its networks have {match}"):
+        tg.initial_networks(tmp_path / name, "stargan", STARGAN_WARP)
