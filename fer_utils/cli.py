@@ -20,6 +20,9 @@ def _config(args: argparse.Namespace) -> Config:
     overrides = dict(parse_override(text) for text in args.set)
     if getattr(args, "device", None):
         overrides["device"] = args.device
+    for model in ("stylegan2", "stargan"):  # criterion's candidate
+        if getattr(args, model, None):
+            overrides[f"generate.{model}_weights"] = getattr(args, model)
     return load_config(args.preset, overrides)
 
 
@@ -101,6 +104,21 @@ def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
     prepare_inputs(cfg, GAN_DATABASES, weights=True)
     people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's known people
     print(quality_table(report_quality(cfg, people, ship=args.ship)))
+    return 0
+
+
+def _cmd_criterion(cfg: Config, args: argparse.Namespace) -> int:
+    from .config import EXPERIMENT_DATABASES
+    from .criterion import candidate_record, criterion_table, record_criterion
+    from .facegen.people import WorldPeople
+    from .inputs import GAN_DATABASES, prepare_inputs
+
+    prepare_inputs(cfg, [*EXPERIMENT_DATABASES, *([] if args.skip_quality else GAN_DATABASES)], weights=True)
+    people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's and the AU regressor's people
+    record = candidate_record(cfg, people, quality=not args.skip_quality)
+    print(criterion_table(record))
+    for path in record_criterion(record, record["teaching"]["weights"]):
+        print(f"recorded in {path}")
     return 0
 
 
@@ -215,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure the generators: expression transfer, identity kept, diversity, Frechet")
     p.add_argument("--ship", action="store_true", help="record the numbers in the shipped weights' provenance")
     p.set_defaults(func=_cmd_quality)
+
+    p = sub.add_parser("criterion", parents=[common],
+                       help="what a candidate generator's faces teach (experiment 2 on the real validation subjects), "
+                            "with its quality, recorded in the weights' provenance")
+    p.add_argument("--stylegan2", metavar="WEIGHTS",
+                   help="the candidate StyleGAN2 (default generate.stylegan2_weights)")
+    p.add_argument("--stargan", metavar="WEIGHTS", help="the candidate StarGAN (default generate.stargan_weights)")
+    p.add_argument("--skip-quality", action="store_true",
+                   help="only the criterion and the moved-features measure (no judging CNN: minutes, not ~50 min "
+                        "when the judge is not kept yet)")
+    p.set_defaults(func=_cmd_criterion)
 
     p = sub.add_parser("generate", parents=[common],
                        help="StyleGAN2 identities + StarGAN expressions -> generated database")

@@ -24,6 +24,7 @@ PRESETS = ("quick", "default", "paper")
 PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
 EXECUTORS = ("serial", "local", "dask", "slurm")  # sweep.executor (fer_utils.executors)
 FILTERS = ("none", "confidence")  # generate.filter (fer_utils.filtering)
+STARGAN_HEADS = ("image", "warp")  # gan.stargan_head (fer_utils.gan.stargan.Generator)
 ARMS = ("real", "synth", "mix", "mix-filtered")  # sweep.arms: the experiment grid's lines (fer_utils.sweep)
 EXPERIMENTS = (*ARMS, "vgg")  # what fer_utils.experiments trains (vgg: §4.4, notebook 07)
 PROJECT_DATA = ROOT / "data"  # the embedded world is written only under PROJECT_DATA/<preset>/world/
@@ -208,6 +209,8 @@ class GanConfig(Checked):
              "stargan_g_conv_dim": AT_LEAST_1, "stargan_d_conv_dim": AT_LEAST_1, "stargan_g_repeat_num": NON_NEGATIVE,
              "stargan_d_repeat_num": AT_LEAST_1, "stargan_model_save_step": AT_LEAST_1, "n_critic": AT_LEAST_1,
              "lambda_cls": NON_NEGATIVE, "lambda_rec": NON_NEGATIVE, "lambda_gp": NON_NEGATIVE,
+             "stargan_head": Rule(choices=STARGAN_HEADS), "stargan_max_shift": Rule(0, 2, lo_open=True),
+             "stargan_residual_bound": Rule(0, 2), "stargan_lambda_res": NON_NEGATIVE,
              "stylegan2_kimg": POSITIVE, "stylegan2_batch_size": AT_LEAST_1, "stylegan2_z_dim": AT_LEAST_1,
              "stylegan2_w_dim": AT_LEAST_1, "stylegan2_mapping_layers": AT_LEAST_1,
              "stylegan2_channel_base": AT_LEAST_1, "stylegan2_channel_max": AT_LEAST_1,
@@ -226,6 +229,10 @@ class GanConfig(Checked):
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     stargan_balanced_domains: bool = False  # draw source and target expressions uniformly (imbalanced data)
+    stargan_head: str = "image"  # G's last layer: image (the paper's RGB) | warp (moves the input: flow + residual)
+    stargan_max_shift: float = 0.1  # warp head: largest flow in [-1, 1] image coordinates (0.1 = 5 % of the side)
+    stargan_residual_bound: float = 0.2  # warp head: largest colour change added to the warped input
+    stargan_lambda_res: float = 0.0  # warp head: L1 weight on that colour change (against painted marks)
     stylegan2_kimg: float = 5000  # thousands of real images shown to D
     stylegan2_batch_size: int = 32
     stylegan2_z_dim: int = 512
@@ -237,6 +244,13 @@ class GanConfig(Checked):
     r1_gamma: float = 1.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Also refuse a residual penalty without the warp head, which alone has a residual to penalise."""
+        super().__post_init__()
+        if self.stargan_lambda_res and self.stargan_head != "warp":
+            raise ConfigError(f"gan.stargan_lambda_res is {self.stargan_lambda_res:g} but gan.stargan_head is "
+                              f"{self.stargan_head!r}: only the warp head has a colour residual to penalise")
+
 
 @dataclass(frozen=True)
 class GenerateConfig(Checked):
@@ -245,7 +259,8 @@ class GenerateConfig(Checked):
     SECTION = "generate"
     RULES = {"units": AT_LEAST_1, "truncation_psi": Rule(0, 1, lo_open=True), "batch_size": AT_LEAST_1,
              "seed": NON_NEGATIVE, "stargan_ckpt_resolution": NON_NEGATIVE,
-             "identity_people": Rule(2), "quality_identities": Rule(2),  # Fisherfaces, diversity
+             # Fisherfaces, and the moved-features measure's half and third of them; diversity
+             "identity_people": Rule(6), "quality_identities": Rule(2),
              "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "filter": Rule(choices=FILTERS),
              "filter_threshold": Rule(0, 1)}
 

@@ -34,7 +34,7 @@ CODE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gan-training": (("gan/trainer.py", "gan/train_stargan.py", "gan/train_stylegan2.py", "gan/checkpoints.py",
                       *_GENERATORS), ()),
     "quality": (("gan/quality.py", "gan/measures.py", "gan/judge.py", "gan/identity.py", "gan/features.py",
-                 "gan/pipeline.py", "preprocess.py", *_GENERATORS, *_CLASSIFIER), ()),
+                 "gan/motion.py", "gan/pipeline.py", "preprocess.py", *_GENERATORS, *_CLASSIFIER), ()),
 }
 
 

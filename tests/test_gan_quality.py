@@ -285,9 +285,25 @@ def test_the_judging_cnn_is_kept_and_reused_only_for_the_same_faces_and_recipe(t
 
 
 @pytest.mark.parametrize("key,value", [("generate.judge_epochs", 0), ("generate.judge_faces", -1),
-                                       ("generate.identity_people", 1), ("generate.quality_identities", 1)])
+                                       ("generate.identity_people", 1), ("generate.identity_people", 5),
+                                       ("generate.quality_identities", 1)])
 def test_the_quality_check_refuses_a_budget_it_cannot_run_with_when_the_preset_is_read(key, value):
     """Before ~50 min of judge training, not after: the settings are refused when read."""
     from fer_utils.config import ConfigError, load_config
     with pytest.raises(ConfigError, match=rf"{key} must be >= "):
         load_config("quick", {key: value})
+
+
+def test_quality_table_shows_low_passed_transfer_and_moved_features_where_recorded(tmp_path, measured_data):
+    import copy
+
+    from fer_utils.emotions import EMOTIONS
+    from fer_utils.gan.quality import quality_table, recorded_quality
+    q = copy.deepcopy(recorded_quality(_default(tmp_path)))
+    assert "low-passed" not in quality_table(q) and "moved features" not in quality_table(q)  # an older record
+    q["expression_transfer"]["low_passed"] = {"sigma_px": 1.5, "accuracy": 0.412, "real_accuracy": 0.8}
+    read = {name: {"fraction": 0.3, "moved": 0.1} for name in EMOTIONS}
+    q["motion"] = {"generated": read, "negative_control": read, "positive_passes": True, "negative_passes": False}
+    table = quality_table(q)
+    assert "41.2%; the CNN on low-passed real faces 80.0%" in table
+    assert "angry 0.30 (pasted mark 0.30)" in table and "positive True, negative False" in table

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fer_utils.gan.stargan import Discriminator, Generator
+from fer_utils.gan.stargan import HEADS, Discriminator, Generator, warp
 
 # yunjey/stargan G, conv_dim 64, c_dim 7, repeat_num 6 (docs/generators.md): conv weights ...
 G_CONVS = {
@@ -88,3 +88,66 @@ def test_discriminator_outputs_patch_and_class_logits():
     D = Discriminator(image_size=32, conv_dim=4, c_dim=7, repeat_num=4)
     out_src, out_cls = D(torch.rand(3, 3, 32, 32))
     assert out_src.shape == (3, 1, 2, 2) and out_cls.shape == (3, 7)
+
+
+# ---------------------------------------------------------------- the warp head (gan.stargan_head)
+
+TINY = dict(conv_dim=8, c_dim=3, repeat_num=1)
+
+
+def _faces(n: int = 2, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return torch.rand(n, 3, size, size) * 2 - 1, torch.eye(3)[:n]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_each_head_translates_to_images_of_the_input_size(head):
+    x, c = _faces()
+    out, residual = Generator(**TINY, head=head).translate(x, c)
+    assert out.shape == x.shape and out.abs().max() <= 1
+    assert residual is None if head == "image" else residual.shape == x.shape
+
+
+def test_a_fresh_warp_head_is_the_identity_whatever_its_trunk():
+    x, c = _faces()
+    G = Generator(**TINY, head="warp")  # random trunk, zero head
+    assert torch.allclose(G(x, c), x, atol=1e-5)
+
+
+def test_flow_and_residual_stay_within_their_bounds():
+    G = Generator(**TINY, head="warp", max_shift=0.05, residual_bound=0.1)
+    torch.nn.init.normal_(G.warp.weight, std=10.0)  # saturate the head
+    flow, residual = G.flow_and_residual(torch.rand(2, 8, 16, 16))
+    assert 0.04 < flow.abs().max() <= 0.05 and 0.09 < residual.abs().max() <= 0.1
+
+
+def test_a_uniform_flow_moves_the_image():
+    x, _ = _faces(1)
+    flow = torch.zeros(1, 16, 16, 2)
+    flow[..., 0] = 2 / 16  # one pixel in [-1, 1] coordinates: each output pixel samples its right neighbour
+    assert torch.allclose(warp(x, flow)[..., :-1], x[..., 1:], atol=1e-5)
+
+
+def test_an_unknown_head_is_refused():
+    with pytest.raises(ValueError, match="unknown StarGAN generator head 'paint'; choose one of image, warp"):
+        Generator(**TINY, head="paint")
+
+
+def test_a_warp_head_starts_on_an_image_heads_trunk():
+    image, G = Generator(**TINY), Generator(**TINY, head="warp")
+    G.load_trunk(image.state_dict())
+    trunk = {k: v for k, v in G.state_dict().items() if k != "warp.weight"}
+    assert trunk and all(torch.equal(v, image.state_dict()[k]) for k, v in trunk.items())
+    assert not G.warp.weight.any()
+
+
+@pytest.mark.parametrize("source, match", [
+    (lambda: Generator(**TINY, head="warp"), r"lacks \['main\.\d+\.weight'\] and has \['warp\.weight'\]"),
+    (lambda: Generator(**{**TINY, "repeat_num": 2}), "not an image-head generator's state"),
+])
+def test_load_trunk_refuses_what_is_not_an_image_trunk_of_its_size(source, match):
+    G = Generator(**TINY, head="warp")
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    with pytest.raises(ValueError, match=match):
+        G.load_trunk(source().state_dict())
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items())  # nothing half-loaded

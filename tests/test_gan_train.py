@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fer_utils import identity
-from fer_utils.config import WeightsError, load_config
+from fer_utils.config import ConfigError, WeightsError, load_config
 from fer_utils.engine import TrainingFailed
 from fer_utils.gan import train_stargan as ts
 from fer_utils.gan import train_stylegan2 as tsg
@@ -376,3 +376,63 @@ def test_a_diverged_gan_stops_with_one_line_and_keeps_its_last_finite_checkpoint
     else:
         assert not (tmp_path / "checkpoint.pt").exists()
     assert not list(tmp_path.glob("*.safetensors"))
+
+
+# ---------------------------------------------------------------- the warp head (gan.stargan_head: warp)
+
+STARGAN_WARP = dataclasses.replace(STARGAN_TOY, g_head="warp", g_max_shift=0.05, g_residual_bound=0.1)
+
+
+def test_a_warp_head_run_exports_a_generator_that_records_its_head(tmp_path):
+    images, labels = toy_faces()
+    G, _ = run_stargan(images, labels, dataclasses.replace(STARGAN_WARP, num_iters=4, n_critic=2), tmp_path)
+    loaded = load_weights(tmp_path / "stargan_G.safetensors")
+    assert (loaded.head_kind, loaded.max_shift, loaded.residual_bound) == ("warp", 0.05, 0.1)
+    assert G.warp.weight.any()  # the head learnt (it started at zero)
+
+
+def test_the_residual_penalty_adds_lambda_res_times_the_mean_absolute_residual():
+    torch.manual_seed(0)
+    G, D = ts.Generator(**STARGAN_WARP.generator_kwargs()), ts.Discriminator(**STARGAN_WARP.discriminator_kwargs())
+    torch.nn.init.normal_(G.warp.weight, std=0.1)
+    x, c = torch.rand(4, 3, 16, 16) * 2 - 1, torch.eye(3)[[0, 1, 2, 0]]
+    args = (G, D, x, c, c.flip(0), c.flip(0).argmax(1))
+    plain, log = ts.g_loss(*args, STARGAN_WARP)
+    penalised, _ = ts.g_loss(*args, dataclasses.replace(STARGAN_WARP, lambda_res=3.0))
+    assert log["G/loss_res"] > 0 and torch.isclose(penalised - plain, torch.tensor(3.0 * log["G/loss_res"]))
+
+
+def test_a_residual_penalty_without_the_warp_head_is_refused():
+    with pytest.raises(ConfigError, match="gan.stargan_lambda_res is 1 but gan.stargan_head is 'image'"):
+        load_config("quick", {"gan.stargan_lambda_res": 1.0})
+
+
+@pytest.mark.parametrize("from_checkpoint", [False, True])
+def test_a_warp_head_starts_at_zero_on_an_image_head_runs_trunk(tmp_path, from_checkpoint):
+    images, labels = toy_faces()
+    G, _ = run_stargan(images, labels, dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2), tmp_path)
+    path = tmp_path / ("checkpoint.pt" if from_checkpoint else "stargan_G.safetensors")
+    networks, earlier = tg.initial_networks(path, "stargan", STARGAN_WARP)
+    image = G.state_dict() if from_checkpoint else load_weights(path).state_dict()
+    assert not networks["G"].pop("warp.weight").any() and earlier["G_head"].startswith("warp head started at zero")
+    assert networks["G"].keys() < image.keys() and all(torch.equal(v, image[k]) for k, v in networks["G"].items())
+
+
+@pytest.mark.parametrize("from_checkpoint", [False, True])
+def test_init_with_another_head_than_asked_is_refused_naming_it(tmp_path, from_checkpoint):
+    images, labels = toy_faces()
+    run_stargan(images, labels, dataclasses.replace(STARGAN_WARP, num_iters=2, model_save_step=2), tmp_path)
+    path = tmp_path / ("checkpoint.pt" if from_checkpoint else "stargan_G.safetensors")
+    with pytest.raises(ConfigError, match=rf"--init {re.escape(str(path))}: its networks have .*head=warp"):
+        tg.initial_networks(path, "stargan", STARGAN_TOY)
+
+
+@pytest.mark.parametrize("name, other, match", [
+    ("checkpoint.pt", {"d_conv_dim": 4}, "D.conv_dim=4 but gan.* asks for D.conv_dim=8"),
+    ("stargan_G.safetensors", {"g_conv_dim": 4}, "conv_dim=4 but gan.* asks for conv_dim=8"),
+])
+def test_a_warp_head_starts_only_on_a_trunk_of_the_configured_sizes(tmp_path, name, other, match):
+    images, labels = toy_faces()
+    run_stargan(images, labels, dataclasses.replace(STARGAN_TOY, num_iters=2, model_save_step=2, **other), tmp_path)
+    with pytest.raises(ConfigError, match=rf"--init {re.escape(str(tmp_path / name))}: its networks have {match}"):
+        tg.initial_networks(tmp_path / name, "stargan", STARGAN_WARP)

@@ -27,6 +27,7 @@ from fer_utils.gan.weights import (
 TINY_G = dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
               mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=32))
 TINY_STARGAN = dict(conv_dim=8, c_dim=7, repeat_num=2)
+TINY_WARP = {**TINY_STARGAN, "head": "warp", "max_shift": 0.05, "residual_bound": 0.1}
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> None:
@@ -40,6 +41,7 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0)
 
 @pytest.mark.parametrize("build, config", [
     (stargan.Generator, TINY_STARGAN),
+    (stargan.Generator, TINY_WARP),
     (stargan.Discriminator, dict(image_size=32, conv_dim=4, c_dim=7, repeat_num=4)),
     (stylegan2.Generator, TINY_G),
     (stylegan2.Discriminator, dict(c_dim=2, img_resolution=16, channel_base=128, channel_max=32)),
@@ -121,6 +123,28 @@ def test_safetensors_of_another_writer_is_refused(tmp_path):
 def test_safetensors_whose_config_does_not_build_its_network_is_refused(tmp_path):
     path = save_weights(stargan.Generator(**TINY_STARGAN), tmp_path / "g.safetensors", {**TINY_STARGAN, "bogus": 1})
     with pytest.raises(WeightsError, match=r"g\.safetensors: its stored config .*does not build a stargan\.Generator"):
+        load_weights(path)
+
+
+def test_a_saved_warp_head_generator_translates_as_before(tmp_path):
+    torch.manual_seed(0)
+    G = stargan.Generator(**TINY_WARP)
+    torch.nn.init.normal_(G.warp.weight, std=0.1)  # a trained head moves the face
+    x, c = torch.rand(2, 3, 16, 16) * 2 - 1, torch.eye(7)[:2]
+    loaded = load_weights(save_weights(G, tmp_path / "g.safetensors", TINY_WARP))
+    assert loaded.head_kind == "warp" and loaded.max_shift == 0.05 and loaded.residual_bound == 0.1
+    assert torch.equal(loaded(x, c), G.eval()(x, c)) and not torch.allclose(G(x, c), x, atol=1e-3)
+
+
+@pytest.mark.parametrize("net, config, match", [
+    (stargan.Generator(**TINY_STARGAN), {**TINY_STARGAN, "head": "paint"},
+     r"does not build a stargan\.Generator \(ValueError: unknown StarGAN generator head 'paint'"),
+    (stargan.Generator(**TINY_STARGAN), TINY_WARP, r"its tensors do not fit a Generator .*warp\.weight"),
+    (stargan.Generator(**TINY_WARP), TINY_STARGAN, r"its tensors do not fit a Generator .*warp\.weight"),
+])
+def test_a_generator_whose_stored_head_is_unknown_or_not_its_own_is_refused(tmp_path, net, config, match):
+    path = save_weights(net, tmp_path / "g.safetensors", config)
+    with pytest.raises(WeightsError, match=rf"g\.safetensors: .*{match}"):
         load_weights(path)
 
 

@@ -38,7 +38,12 @@ class People(Protocol):
 
 def expression_crops(cfg: Config, source: People, people: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Gray crops of each person neutral (P, S, S) and at the six apexes (P, 6, S, S), all with the neutral's box."""
-    frames = source.expressions(people)
+    return neutral_box_crops(cfg, source.expressions(people))
+
+
+def neutral_box_crops(cfg: Config, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gray crops of RGB frames (P, 1 + E, H, W, 3), each person's first frame neutral: (P, S, S) and (P, E, S, S),
+    all with the neutral's box, as StarGAN's outputs keep their source's framing."""
     gray = np.stack([[cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in person] for person in frames])
     margin, size = cfg.preprocess.margin, cfg.preprocess.image_size
     crops = np.stack([[crop_square(f, _box(person[0]), margin, size) for f in person] for person in gray])

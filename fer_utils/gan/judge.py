@@ -37,7 +37,7 @@ def expression_cnn(cfg: Config) -> tuple[nn.Module, dict[str, Any], dict[str, np
     train_idx = subsample(train_idx, max_train or len(train_idx), cfg.train.seed)
     train = ArraySplit(faces.images[train_idx], faces.labels[train_idx])
     val = ArraySplit(faces.images[split == "val"], faces.labels[split == "val"])
-    real = {"train": faces.images[split == "train"], "val": val.images}
+    real = {"train": faces.images[split == "train"], "val": val.images, "val_labels": val.labels}
     tc = dataclasses.replace(cfg.train, epochs=epochs)
     device = resolve_device(cfg.device)
     params = {"model": "cnn", "train": dataclasses.asdict(tc) | {"precision": resolve_precision(tc.precision, device)},

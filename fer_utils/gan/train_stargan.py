@@ -42,9 +42,13 @@ class StarGANTrainConfig:
     d_conv_dim: int = 64
     g_repeat_num: int = 6
     d_repeat_num: int = 6
+    g_head: str = "image"  # ours: "warp" moves the input's pixels (stargan.Generator); yunjey: image
+    g_max_shift: float = 0.1  # warp head: largest flow, in grid_sample's [-1, 1] coordinates
+    g_residual_bound: float = 0.2  # warp head: largest colour residual, in [-1, 1] pixel units
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lambda_res: float = 0.0  # ours: L1 on the warp head's colour residual, against painted marks
     batch_size: int = 16
     num_iters: int = 200000
     num_iters_decay: int = 100000
@@ -63,8 +67,12 @@ class StarGANTrainConfig:
         {"num_iters", "num_iters_decay", "lr_update_step", "sample_step", "model_save_step"})
 
     def generator_kwargs(self) -> dict:
-        """Return the Generator kwargs (what ``save_weights`` records as its config)."""
-        return dict(conv_dim=self.g_conv_dim, c_dim=self.c_dim, repeat_num=self.g_repeat_num)
+        """Return the Generator kwargs (what ``save_weights`` records as its config); the image head's are
+        yunjey's three, as in every file written before the warp head."""
+        kwargs = dict(conv_dim=self.g_conv_dim, c_dim=self.c_dim, repeat_num=self.g_repeat_num)
+        if self.g_head != "image":
+            kwargs |= dict(head=self.g_head, max_shift=self.g_max_shift, residual_bound=self.g_residual_bound)
+        return kwargs
 
     def discriminator_kwargs(self) -> dict:
         """Return the Discriminator kwargs (what its exported weights record as their config)."""
@@ -97,14 +105,20 @@ def d_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, label_org: torc
 
 def g_loss(G: Generator, D: Discriminator, x_real: torch.Tensor, c_org: torch.Tensor, c_trg: torch.Tensor,
            label_trg: torch.Tensor, cfg: StarGANTrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Generator loss: -D_src(G(x, c_trg)) + lambda_rec * |x - G(G(x, c_trg), c_org)| + lambda_cls * cls."""
-    x_fake = G(x_real, c_trg)
+    """Generator loss: -D_src(G(x, c_trg)) + lambda_rec * |x - G(G(x, c_trg), c_org)| + lambda_cls * cls
+    (+ lambda_res * |warp head's colour residual|)."""
+    x_fake, residual = G.translate(x_real, c_trg)
     out_src, out_cls = D(x_fake)
     g_loss_fake = -out_src.float().mean()
     g_loss_cls = F.cross_entropy(out_cls, label_trg)
     g_loss_rec = (x_real - G(x_fake, c_org).float()).abs().mean()
     loss = g_loss_fake + cfg.lambda_rec * g_loss_rec + cfg.lambda_cls * g_loss_cls
-    return loss, {"G/loss_fake": g_loss_fake.item(), "G/loss_rec": g_loss_rec.item(), "G/loss_cls": g_loss_cls.item()}
+    log = {"G/loss_fake": g_loss_fake.item(), "G/loss_rec": g_loss_rec.item(), "G/loss_cls": g_loss_cls.item()}
+    if residual is not None:
+        g_loss_res = residual.float().abs().mean()
+        loss = loss + cfg.lambda_res * g_loss_res
+        log["G/loss_res"] = g_loss_res.item()
+    return loss, log
 
 
 def learning_rates(cfg: StarGANTrainConfig, step: int) -> tuple[float, float]:

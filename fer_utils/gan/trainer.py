@@ -32,7 +32,9 @@ def stargan_config(cfg: Config) -> StarGANTrainConfig:
     return StarGANTrainConfig(
         image_size=g.resolution, c_dim=len(STARGAN_DOMAINS), g_conv_dim=g.stargan_g_conv_dim,
         d_conv_dim=g.stargan_d_conv_dim, g_repeat_num=g.stargan_g_repeat_num, d_repeat_num=g.stargan_d_repeat_num,
-        lambda_cls=g.lambda_cls, lambda_rec=g.lambda_rec, lambda_gp=g.lambda_gp, batch_size=g.stargan_batch_size,
+        g_head=g.stargan_head, g_max_shift=g.stargan_max_shift, g_residual_bound=g.stargan_residual_bound,
+        lambda_cls=g.lambda_cls, lambda_rec=g.lambda_rec, lambda_gp=g.lambda_gp, lambda_res=g.stargan_lambda_res,
+        batch_size=g.stargan_batch_size,
         num_iters=g.stargan_iters, num_iters_decay=g.stargan_iters // 2, n_critic=g.n_critic,
         lr_update_step=max(1, min(1000, g.stargan_iters // 20)), sample_step=g.stargan_model_save_step,
         model_save_step=g.stargan_model_save_step, seed=g.seed,
@@ -117,14 +119,20 @@ def initial_networks(path: Path, model: str, trainer: Any) -> tuple[StateDicts, 
     An exported generator gives ``G``, and ``D`` where its discriminator was kept beside it; a
     ``checkpoint.pt`` written by train-gan gives ``G`` and ``D`` (and StyleGAN2's ``G_ema``). The
     next run goes on from them under its own schedule. The checkpoint (hundreds of MB with its
-    optimiser states) is read once, for both.
+    optimiser states) is read once, for both. A StarGAN warp head (``gan.stargan_head: warp``) may
+    start from an image-head generator of the same sizes: its trunk, with the head at zero (the identity).
     """
+    trunk = _trunk_start(trainer)
     if path.suffix != ".pt":
-        networks = {"G": _exported(path, trainer.generator_kwargs(), "generator").state_dict()}
+        saved_head = read_metadata(path)["config"].get("head", "image") if trunk else None
+        if saved_head == "image":  # a warp head asked of an image-head generator: on its trunk
+            networks = {"G": _warp_on_trunk(path, trunk, _exported(path, trunk, "generator").state_dict())}
+        else:
+            networks = {"G": _exported(path, trainer.generator_kwargs(), "generator").state_dict()}
         if discriminator_path(path).is_file():
             networks["D"] = _exported(discriminator_path(path), trainer.discriminator_kwargs(),
                                       "discriminator").state_dict()
-        return networks, read_metadata(path).get("provenance", {})
+        return networks, read_metadata(path).get("provenance", {}) | _head_note(saved_head)
     names = ("G", "G_ema", "D") if model == "stylegan2" else ("G", "D")
     try:
         ckpt = load_checkpoint(path)
@@ -134,11 +142,38 @@ def initial_networks(path: Path, model: str, trainer: Any) -> tuple[StateDicts, 
         networks = {name: ckpt[name] for name in names}
     except (WeightsError, KeyError, TypeError) as exc:
         raise WeightsError(f"--init {path}: not a {model} checkpoint written by train-gan ({one_line(exc)})") from exc
-    _same_architecture(path, _architecture(saved), _architecture(trainer))
+    saved_head = saved.g_head if trunk else None
+    if saved_head == "image":  # a warp head on this image-head run's trunk
+        _same_architecture(path, _architecture(saved), _architecture(dataclasses.replace(trainer, g_head="image")))
+        networks["G"] = _warp_on_trunk(path, trunk, networks["G"])
+    else:
+        _same_architecture(path, _architecture(saved), _architecture(trainer))
     beside = path.parent / "initialised_from.json"  # the run it went on from, if any
     earlier = {"iterations": ckpt["step"], "seconds_total": ckpt.get("seconds"), "config": ckpt["config"],
                "initialised_from": json.loads(beside.read_text()) if beside.is_file() else None}
-    return networks, earlier
+    return networks, earlier | _head_note(saved_head)
+
+
+def _trunk_start(trainer: Any) -> dict[str, Any] | None:
+    """The image-head generator kwargs whose trunk a StarGAN warp head may start on, or None (no warp head asked)."""
+    if not isinstance(trainer, StarGANTrainConfig) or trainer.g_head == "image":
+        return None
+    return dataclasses.replace(trainer, g_head="image").generator_kwargs()
+
+
+def _warp_on_trunk(path: Path, trunk: dict[str, Any], image_state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """A warp-head generator's state: the trunk of the image-head G in ``path``, the head at zero (the identity)."""
+    G = stargan.Generator(**{**trunk, "head": "warp"})
+    try:
+        G.load_trunk(image_state)
+    except (ValueError, RuntimeError) as exc:
+        raise WeightsError(f"--init {path}: its generator's trunk does not fit ({one_line(exc)})") from exc
+    return G.state_dict()
+
+
+def _head_note(saved_head: str | None) -> dict[str, Any]:
+    """What the provenance says when the warp head started at zero on an image-head generator's trunk."""
+    return {"G_head": "warp head started at zero on this image-head generator's trunk"} if saved_head == "image" else {}
 
 
 def export_discriminator(ckpt: dict[str, Any] | None, model: str, trainer: Any, path: Path) -> Path | None:
@@ -169,8 +204,9 @@ def _same_architecture(path: Path, saved: dict[str, Any], wanted: dict[str, Any]
     """Raise naming ``path`` and each size that differs from what ``gan.*`` asks for."""
     if saved != wanted:
         differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-        raise ConfigError(f"--init {path}: its networks have {', '.join(f'{k}={saved.get(k)}' for k in differ)} "
-                          f"but gan.* asks for {', '.join(f'{k}={wanted.get(k)}' for k in differ)}")
+        def sizes(config: dict[str, Any]) -> str:  # a kwarg absent from one side: "no G.head" (the image head)
+            return ", ".join(f"{k}={config[k]}" if k in config else f"no {k}" for k in differ)
+        raise ConfigError(f"--init {path}: its networks have {sizes(saved)} but gan.* asks for {sizes(wanted)}")
 
 
 def _seconds_trained(ckpt: dict[str, Any] | None) -> float:
@@ -191,7 +227,7 @@ def _init_record(path: Path, networks: list[str], earlier: dict[str, Any]) -> di
     """Which weights a run started from, which of its networks they gave, and how they were trained."""
     return {"path": str(path), "sha256": file_sha256(path), "networks": networks,
             "iterations": earlier.get("iterations"), "seconds_total": earlier.get("seconds_total"),
-            "config": earlier.get("config"),
+            "config": earlier.get("config"), "G_head": earlier.get("G_head"),
             "initialised_from": earlier.get("initialised_from")}
 
 

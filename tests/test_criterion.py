@@ -1,0 +1,104 @@
+"""The shipping criterion (fer_utils.criterion): experiment 2 scored on the real validation subjects only."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fer_utils import criterion, preprocess
+from fer_utils.config import load_config
+from fer_utils.emotions import EMOTIONS
+from fer_utils.experiments import RunResult
+from fer_utils.preprocess import FaceSet
+
+PLANTED = 255  # the fake real faces stay below it
+
+
+class Recorder(nn.Module):
+    """Stands in for a trained CNN: remembers every face it reads, and reads the class from the brightness."""
+
+    def __init__(self, seen: list[torch.Tensor]):
+        super().__init__()
+        self.seen = seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) in [0, 1]
+        self.seen.append(x.clone())
+        return nn.functional.one_hot((x.mean((1, 2, 3)) * 60).long() % len(EMOTIONS), len(EMOTIONS)).float()
+
+
+def _faces(database: str, subjects: int, seed: int) -> FaceSet:
+    """Each subject at the six expressions, random faces below ``PLANTED``."""
+    n = subjects * len(EMOTIONS)
+    images = np.random.default_rng(seed).integers(0, PLANTED - 55, (n, 64, 64), dtype=np.uint8)
+    return FaceSet(images, np.arange(n) % len(EMOTIONS), np.array([f"{database}:p{i // 6}" for i in range(n)]),
+                   np.array([database] * n), np.ones(n, bool), [{"split": ""} for _ in range(n)])
+
+
+@pytest.fixture
+def fake_experiments(tmp_path, monkeypatch):
+    """Real faces of 24 subjects (the quick preset's 18/2/4), experiments that 'train' a recorder, no generation."""
+    faces = {"rafd": _faces("rafd", 12, 0), "oulu": _faces("oulu", 12, 1)}
+    seen: list[torch.Tensor] = []
+    monkeypatch.setattr(preprocess, "load_database", lambda cfg, name, *args, **kwargs: faces[name])
+    monkeypatch.setattr(criterion, "generate_database", lambda cfg, units, progress: None)
+    monkeypatch.setattr(criterion, "load_model", lambda path: Recorder(seen))
+
+    def run(cfg, experiment, ratio=0):
+        return [RunResult(experiment, ratio, 0, experiment, tmp_path / experiment / "run.json", {}, {})]
+
+    monkeypatch.setattr(criterion, "run_experiment", run)
+    cfg = load_config("quick", {"results_dir": str(tmp_path / "results"), "device": "cpu"})
+    return cfg, faces, seen
+
+
+def test_a_planted_test_subject_face_never_reaches_the_criterion(fake_experiments):
+    cfg, faces, seen = fake_experiments
+    before = criterion.teaching_criterion(cfg)
+    test_subjects = set(preprocess.real_splits(cfg)["test"].subjects.tolist())
+    assert test_subjects and not test_subjects & set(before["validation_subjects"])
+    for face_set in faces.values():  # plant a face no model may ever read in every test subject's images
+        face_set.images[np.isin(face_set.subjects, list(test_subjects))] = PLANTED
+    seen.clear()
+    after = criterion.teaching_criterion(cfg)
+    assert seen and max(x.max().item() for x in seen) < 1.0  # 255 / 255: no planted face was read
+    assert after == before
+
+
+def test_the_criterion_scores_both_runs_on_the_same_validation_faces_and_keeps_the_candidate_apart(fake_experiments):
+    cfg, _, seen = fake_experiments
+    record = criterion.teaching_criterion(cfg)
+    val = preprocess.real_splits(cfg)["val"]
+    assert len(seen) == 2 and all(torch.equal(x, seen[0]) for x in seen)  # one batch each, the same faces
+    assert record["validation_faces"] == len(val) == len(seen[0])
+    assert set(record) >= {"synthetic_only", "real_only", "target", "per_class", "weights", "preset"}
+    candidate, weights = criterion.candidate_config(cfg)
+    folder = f"{cfg.results_dir}/criterion/{weights['stylegan2']['sha256'][:12]}-{weights['stargan']['sha256'][:12]}"
+    assert candidate.results_dir == folder and candidate.data.generated == f"{folder}/generated"
+
+
+def test_the_record_goes_into_the_candidates_provenance(tmp_path, monkeypatch):
+    exported = tmp_path / "gan" / "stargan" / "stargan_affectnet_world_64.safetensors"  # a train-gan export
+    exported.parent.mkdir(parents=True)
+    exported.write_bytes(b"weights")
+    (exported.parent / "provenance.json").write_text(json.dumps({"model": "stargan", "iterations": 10}))
+    other = tmp_path / "200000-G.ckpt"  # yunjey's: no provenance of ours
+    shipped = []
+    monkeypatch.setattr(criterion, "record_provenance", lambda name, entry, key: shipped.append((name, key)) or name)
+    weights = {"stylegan2": {"path": str(criterion.SHIPPED["stylegan2"])}, "stargan": {"path": str(exported)}}
+    written = criterion.record_criterion({"synthetic_only": 0.5}, weights)
+    assert shipped == [(criterion.SHIPPED["stylegan2"].name, "criterion")]
+    assert json.loads((exported.parent / "provenance.json").read_text()) == {
+        "model": "stargan", "iterations": 10, "criterion": {"synthetic_only": 0.5}}
+    criterion.record_criterion({"synthetic_only": 0.4}, {"stargan": {"path": str(other)}})
+    assert json.loads((tmp_path / "200000-G.ckpt.criterion.json").read_text()) == {"synthetic_only": 0.4}
+    assert len(written) == 2 and not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_the_command_line_takes_a_candidate_pair():
+    from fer_utils.cli import _config, build_parser
+    args = build_parser().parse_args(["criterion", "--preset", "quick", "--stargan", "mine/G.safetensors",
+                                      "--skip-quality"])
+    cfg = _config(args)
+    assert cfg.generate.stargan_weights == "mine/G.safetensors" and cfg.generate.stylegan2_weights == ""
+    assert args.skip_quality
