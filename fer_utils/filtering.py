@@ -20,6 +20,7 @@ recipe, the split, a hash of the exact fit and stop faces and the classifier's c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from .config import FILTERS, Config, ConfigError, DataError
 from .emotions import EMOTIONS
 from .engine import ArraySplit, fit, predict, raise_failures
 from .gan import generate as gen
-from .identity import identity, kept_record, write_record
+from .identity import identity, kept_record, mismatch, write_record
 from .models.io import load_model, save_model
 from .preprocess import SPLITS, FaceSet, load_database, real_splits, split_subjects
 from .report import markdown_table
@@ -318,12 +319,23 @@ def filtered_generated_splits(cfg: Config, units: int, grow: bool = False) -> tu
     prepared = report_path(cfg, units)
     if not grow and prepared.is_file():
         saved = json.loads(prepared.read_text())
-        same_filter = (saved.get("threshold"), saved.get("filter_weights_sha256")) == (
-            report.threshold, report.filter_weights_sha256)
-        if same_filter and saved.get("data_hash") != report.data_hash:  # the same filter kept other faces here
-            raise DataError(f"the filtered faces of ratio {units} differ from those {prepared} describes (same filter "
-                            "and threshold): is another process growing data.generated? Run prepare_filtered again")
+        same_making = mismatch(saved.get("identity"), selection_identity(cfg, report)) is None
+        if same_making and saved.get("data_hash") != report.data_hash:  # one filter, pool and code; other faces
+            raise DataError(f"the filtered faces of ratio {units} differ from those {prepared} describes (same filter, "
+                            "threshold, generated units and code): is another process growing data.generated? "
+                            "Run prepare_filtered again")
     return sets, report
+
+
+def selection_identity(cfg: Config, report: FilterReport) -> dict[str, Any]:
+    """What decides which faces a ratio's report lists (``fer_utils.identity``, kind ``filtered``): the filter's
+    weights, the marks of the generated units it read (each unit's own identity), the threshold and ratio, and the
+    selecting code. The faces' hash is the result, not part of it: the same identity must give the same faces."""
+    root = cfg.path(cfg.data.generated)
+    marks = [root / f".u{unit:02d}.done.json" for unit in range(report.raw_units)]
+    pool = hashlib.sha256(b"".join(m.read_bytes() if m.is_file() else b"unmarked" for m in marks)).hexdigest()[:16]
+    return identity("filtered", {"filter": report.filter_weights_sha256, "generated_units": pool},
+                    {"method": report.method, "threshold": report.threshold, "units": report.units})
 
 
 def report_path(cfg: Config, units: int) -> Path:
@@ -335,7 +347,7 @@ def prepare_filtered(cfg: Config, units: int, progress: bool = False) -> FilterR
     """Train (or reuse) the filter and grow the raw pool as needed; write <results_dir>/filter/filtered-k{units}.json
     (the report) atomically; return it."""
     _, report = _filtered(cfg, units, grow=True, progress=progress)
-    write_json(report_path(cfg, units), report.to_dict())
+    write_json(report_path(cfg, units), report.to_dict() | {"identity": selection_identity(cfg, report)})
     return report
 
 

@@ -1,6 +1,6 @@
 """One identity for every kept result: the hashes of its inputs, the settings that change it, the code that makes it.
 
-A world database, a crop cache folder, a generated unit, the filter, a quality record, a GAN checkpoint and a
+A world database, a crop cache folder, a generated unit, the filter and its per-ratio report, a quality record, a GAN checkpoint and a
 classifier run are reused only when the identity saved with them equals the one this code and these settings
 would give now (as DVC and Snakemake compare deps + params + code). This module alone builds identities
 (``identity``), compares them (``mismatch``, which names what changed) and keeps records whose weights they pin
@@ -35,7 +35,11 @@ CODE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                       *_GENERATORS), ()),
     "quality": (("gan/quality.py", "gan/measures.py", "gan/judge.py", "gan/identity.py", "gan/features.py",
                  "gan/motion.py", "gan/pipeline.py", "preprocess.py", *_GENERATORS, *_CLASSIFIER), ()),
+    # the faces the filter keeps for one ratio (its report): the selection, the units it reads, the scoring
+    "filtered": (("filtering.py", "gan/generate.py", "emotions.py", *_CLASSIFIER), ()),
 }
+# runtime.py is in no kind: it writes, locks and hashes files (how a result is kept, not what it is), so an edit
+# there must not redo an hour of kept results.
 
 
 def code_hashes(kind: str, package: Path = PACKAGE) -> dict[str, str]:

@@ -239,7 +239,9 @@ def test_prepare_grows_the_pool_only_as_far_as_the_quotas_need(tmp_path, tiny, r
     assert report.raw_units == 2 and report.shortfall == {}
     assert report.faces == {"train": {c: 109 for c in EMOTIONS}, "val": {c: 10 for c in EMOTIONS},
                             "test": {c: 25 for c in EMOTIONS}}
-    assert json.loads(filtering.report_path(cfg, 1).read_text()) == report.to_dict()
+    written = json.loads(filtering.report_path(cfg, 1).read_text())
+    assert written == report.to_dict() | {"identity": filtering.selection_identity(cfg, report)}
+    assert written["identity"]["inputs"]["filter"] == report.filter_weights_sha256
     monkeypatch.setattr(generate, "generate_database", lambda *a, **k: pytest.fail("grow=False generated units"))
     sets, again = filtering.filtered_generated_splits(cfg, 1)
     assert again == report
@@ -250,6 +252,13 @@ def test_prepare_grows_the_pool_only_as_far_as_the_quotas_need(tmp_path, tiny, r
     # rewritten) stops instead of training seeds of one configuration on different faces
     stand_in_scores({(generate.subject_name(0, k), "angry") for k in range(21)}, monkeypatch)
     with pytest.raises(DataError, match="differ from those .*filtered-k1.json describes"):
+        filtering.filtered_generated_splits(cfg, 1)
+    # a report that other selecting code, another threshold or other units made is stale, not a conflict
+    for part, change in (("code", {"filtering.py": "0" * 16}), ("settings", {"threshold": 0.9}),
+                         ("inputs", {"generated_units": "0" * 16})):
+        stale = dict(written)
+        stale["identity"] = dict(written["identity"]) | {part: dict(written["identity"][part]) | change}
+        filtering.report_path(cfg, 1).write_text(json.dumps(stale))
         filtering.filtered_generated_splits(cfg, 1)
 
 
