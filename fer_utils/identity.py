@@ -1,12 +1,12 @@
 """One identity for every kept result: the hashes of its inputs, the settings that change it, the code that makes it.
 
-A world database, a crop cache folder, a generated unit, the filter and its per-ratio report, a quality record, a GAN checkpoint and a
-classifier run are reused only when the identity saved with them equals the one this code and these settings
-would give now (as DVC and Snakemake compare deps + params + code). This module alone builds identities
-(``identity``), compares them (``mismatch``, which names what changed) and keeps records whose weights they pin
-(``kept_record``), so no stage invents its own rule. Which source files decide the numbers of each kind of
-result is the table ``CODE_FILES``; their hashes are taken once, at import (the code that runs, even if a file
-is edited while a notebook is open).
+A world database, a crop cache folder, a generated unit, the filter and its per-ratio report, a quality record, a
+GAN checkpoint and a classifier run are reused only when the identity saved with them equals the one this code and
+these settings would give now (as DVC and Snakemake compare deps + params + code). This module alone builds
+identities (``identity``), compares them (``mismatch``, which names what changed) and keeps records whose weights
+they pin (``kept_record``), so no stage invents its own rule. Which source files decide the numbers of each kind of
+result is the table ``CODE_FILES``; their hashes are taken once, at import (the code that runs, even if a file is
+edited while a notebook is open).
 """
 from __future__ import annotations
 
