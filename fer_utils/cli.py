@@ -117,6 +117,10 @@ def _cmd_criterion(cfg: Config, args: argparse.Namespace) -> int:
     people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's and the AU regressor's people
     record = candidate_record(cfg, people, quality=not args.skip_quality)
     print(criterion_table(record))
+    if args.controls:
+        from .criterion_controls import controls_table, teaching_controls
+        record["controls"] = teaching_controls(cfg, people)
+        print(controls_table(record["controls"], record["teaching"]))
     for path in record_criterion(record, record["teaching"]["weights"]):
         print(f"recorded in {path}")
     return 0
@@ -243,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-quality", action="store_true",
                    help="only the criterion and the moved-features measure (no judging CNN: minutes, not ~50 min "
                         "when the judge is not kept yet)")
+    p.add_argument("--controls", action="store_true",
+                   help="also the criterion's controls: rendered world persons at apex (what a perfect generator "
+                        "would teach), the candidate's neutral faces under six labels (chance), and the candidate "
+                        "StarGAN on world identities (what StyleGAN2's identities cost); minutes each")
     p.set_defaults(func=_cmd_criterion)
 
     p = sub.add_parser("generate", parents=[common],

@@ -56,15 +56,20 @@ def teaching_criterion(cfg: Config) -> dict[str, Any]:
     """
     candidate, weights = candidate_config(cfg)
     generate_database(candidate, units=UNITS, progress=False)
-    runs = {"synthetic_only": run_experiment(candidate, "synth", ratio=UNITS)[0],
-            "real_only": run_experiment(cfg, "real")[0]}
+    return taught(candidate, cfg) | {"weights": weights}
+
+
+def taught(arm: Config, cfg: Config) -> dict[str, Any]:
+    """What the generated unit of ``arm`` (``data.generated``, its own ``results_dir``) teaches: experiment 2's CNN
+    trained on it, beside experiment 1's (``cfg``'s real faces only), both scored on the real validation subjects."""
+    runs = {"synthetic_only": run_experiment(arm, "synth", ratio=UNITS)[0], "real_only": run_experiment(cfg, "real")[0]}
     val = validation_faces(cfg)
     scored = {name: _validation_score(run, val, cfg.device) for name, run in runs.items()}
     return {"criterion": "synthetic-only accuracy on the real validation subjects (experiment 2, k = 1)",
             "target": TARGET, **{name: s["accuracy"] for name, s in scored.items()},
             "per_class": {name: s["per_class"] for name, s in scored.items()},
             "validation_faces": len(val), "validation_subjects": sorted(set(val.subjects.tolist())),
-            "runs": {name: str(run.path) for name, run in runs.items()}, "weights": weights, "preset": cfg.preset}
+            "runs": {name: str(run.path) for name, run in runs.items()}, "preset": cfg.preset}
 
 
 def _validation_score(run: RunResult, val: FaceSet, device: str) -> dict[str, Any]:

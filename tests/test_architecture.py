@@ -21,13 +21,13 @@ LAYERS: list[set[str]] = [
     {"preprocess", "preview"},
     {"engine", "evaluate"},
     {"gan"},
-    {"filtering", "experiments", "results", "calibrate", "criterion"},
+    {"filtering", "experiments", "results", "calibrate", "criterion", "criterion_controls"},
     {"inputs", "sweep", "executors", "benchmarks", "notebook_params", "walkthroughs"},
     {"cli", "__main__"},
 ]
 WITHIN = {("runtime", "config"), ("identity", "runtime"), ("preview", "preprocess"), ("results", "experiments"),
           ("experiments", "filtering"),
-          ("results", "filtering"), ("criterion", "experiments"),
+          ("results", "filtering"), ("criterion", "experiments"), ("criterion_controls", "criterion"),
           ("calibrate", "experiments"), ("sweep", "inputs"), ("sweep", "executors"), ("benchmarks", "inputs"),
           ("benchmarks", "executors"), ("__main__", "cli")}
 # Extra rules: each side must work without the other (the world writes real layouts, adapters read them);

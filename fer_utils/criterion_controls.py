@@ -1,0 +1,123 @@
+"""The shipping criterion's controls, and where generated faces lose what real ones teach.
+
+The criterion (``criterion.py``) trains experiment 2's CNN on one unit of a generator's faces and scores it
+on the real validation subjects. Like every measure it needs a positive and a negative control, and the same
+machinery, fed other faces, splits the gap between what generated and real faces teach:
+
+- positive control, ``world apexes``: rendered world persons (``WorldPeople``, in no database) neutral and at
+  their own six apexes, cropped as StarGAN's inputs are: what a perfect generator would give. The criterion
+  must read them near real-only, or it cannot tell a good generator either;
+- negative control, ``neutral under six labels``: the candidate's own neutral sources filed under all six
+  expressions, so that no class differs from another: faces that move nothing must teach nothing (chance);
+- ``StarGAN on world identities``: the world's FFHQ-like faces (what StyleGAN2 learned from) translated by
+  the candidate StarGAN. Beside the candidate it prices StyleGAN2's identities; beside the positive
+  control, StarGAN's expressions.
+
+Each arm writes unit 0 of a generated database under ``results_dir/criterion/controls/<arm>/`` and is scored
+by ``criterion.taught``, as a candidate is: the real validation subjects only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .config import Config
+from .criterion import taught
+from .emotions import EMOTIONS
+from .gan.data import gan_faces
+from .gan.generate import IDENTITIES_PER_UNIT, split_of, subject_name
+from .gan.motion import ActingPeople
+from .gan.pipeline import Pipeline, latents, load_pipeline
+from .report import markdown_table
+
+FIRST_PERSON = 100_000  # the positive control's people: past those the identity check and the AU regressor fit on
+CHANCE = 1 / len(EMOTIONS)
+
+
+def world_apexes(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """Positive control: rendered persons at their six apexes (N, 6, S, S, 3), each frame cropped as StarGAN's
+    inputs are (the real data's crop at StarGAN's size)."""
+    frames = people.expressions(range(FIRST_PERSON, FIRST_PERSON + IDENTITIES_PER_UNIT))[:, 1:]
+    crops = pipe.crop(frames.reshape(-1, *frames.shape[2:]))[0]
+    return crops.reshape(*frames.shape[:2], *crops.shape[1:])
+
+
+def neutral_under_six_labels(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """Negative control: the candidate's unit-0 sources, unchanged, once per expression (N, 6, S, S, 3)."""
+    sources = pipe(latents(cfg.generate.seed, 0, IDENTITIES_PER_UNIT, pipe.stylegan2.z_dim))[0]
+    return np.repeat(sources[:, None], len(EMOTIONS), axis=1)
+
+
+def stargan_on_world_identities(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """The world's FFHQ-like faces, cropped, in the candidate StarGAN's six expressions (N, 6, S, S, 3)."""
+    ffhq, _ = gan_faces(cfg, "ffhq", labelled=False)
+    return pipe.translate(pipe.crop(ffhq[:IDENTITIES_PER_UNIT])[0])
+
+
+ARMS: dict[str, Callable[[Config, Pipeline, ActingPeople], np.ndarray]] = {
+    "world apexes": world_apexes, "neutral under six labels": neutral_under_six_labels,
+    "StarGAN on world identities": stargan_on_world_identities}
+
+
+def write_unit(root: Path, faces: np.ndarray) -> Path:
+    """``faces`` (144, 6, S, S, 3) RGB as unit 0 of a generated database at ``root`` (``generate``'s layout and
+    splits), written beside it and swapped in whole."""
+    if faces.shape[:2] != (IDENTITIES_PER_UNIT, len(EMOTIONS)):
+        raise ValueError(f"a unit is {IDENTITIES_PER_UNIT} identities x {len(EMOTIONS)} expressions, "
+                         f"got {faces.shape[:2]}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
+    try:
+        for k, (split, six) in enumerate(zip(split_of(), faces)):
+            subject = subject_name(0, k)
+            for name, img in zip(EMOTIONS, six):
+                path = tmp / split / name / subject / f"{subject}_{name}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not cv2.imwrite(str(path), np.ascontiguousarray(img[..., ::-1])):
+                    raise OSError(f"could not write {path}")
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def arm_config(cfg: Config, arm: str) -> Config:
+    """``cfg`` with its generated unit and runs under ``results_dir/criterion/controls/<arm>/``."""
+    folder = Path(cfg.results_dir) / "criterion" / "controls" / arm.replace(" ", "-")
+    return dataclasses.replace(cfg, results_dir=str(folder),
+                               data=dataclasses.replace(cfg.data, generated=str(folder / "generated")))
+
+
+def teaching_controls(cfg: Config, people: ActingPeople, arms: tuple[str, ...] = tuple(ARMS)) -> dict[str, Any]:
+    """What each arm's faces teach on the real validation subjects (``criterion.taught``), by arm.
+
+    A run is reused while its faces hash the same (``fer_utils.identity``), so a rerun only rewrites the PNGs.
+    """
+    pipe, _ = load_pipeline(cfg)
+    out = {}
+    for arm in arms:
+        arm_cfg = arm_config(cfg, arm)
+        write_unit(Path(arm_cfg.data.generated), ARMS[arm](cfg, pipe, people))
+        out[arm] = taught(arm_cfg, cfg)
+    return out
+
+
+def controls_table(controls: dict[str, Any], candidate: dict[str, Any] | None = None) -> str:
+    """Markdown: each arm's synthetic-only accuracy on the validation subjects, per class, beside real-only."""
+    rows = []
+    for arm, t in [*controls.items(), *([("the candidate", candidate)] if candidate else [])]:
+        per_class = ", ".join(f"{name} {v:.0%}" for name, v in t["per_class"]["synthetic_only"].items())
+        rows.append((arm, f"{t['synthetic_only']:.1%}", per_class))
+    real = next(iter(controls.values()))
+    rows.append(("real faces only (experiment 1)", f"{real['real_only']:.1%}",
+                 ", ".join(f"{name} {v:.0%}" for name, v in real["per_class"]["real_only"].items())))
+    return markdown_table(("trained on (one unit, experiment 2's recipe)", "real validation subjects", "per class"),
+                          rows) + f"\n\nChance is {CHANCE:.1%}."

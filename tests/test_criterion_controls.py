@@ -1,0 +1,102 @@
+"""The shipping criterion's controls (fer_utils.criterion_controls): their faces, their units, their scoring."""
+import numpy as np
+import pytest
+
+from fer_utils import criterion_controls, preprocess
+from fer_utils.config import load_config
+from fer_utils.emotions import EMOTIONS
+from fer_utils.experiments import generated_splits
+from fer_utils.gan.generate import IDENTITIES_PER_UNIT
+
+SIDE = 16
+
+
+class FakePipe:
+    """Stands in for the generators: sources are noise, translation paints each domain's index into the face."""
+
+    class stylegan2:
+        z_dim = 4
+
+    def __call__(self, z):
+        sources = np.random.default_rng(len(z)).integers(0, 200, (len(z), SIDE, SIDE, 3), dtype=np.uint8)
+        return sources, self.translate(sources), ["haar"] * len(z)
+
+    def crop(self, faces):
+        return faces[:, :SIDE, :SIDE], ["haar"] * len(faces)
+
+    def translate(self, faces):
+        return np.stack([faces + 10 * k for k in range(len(EMOTIONS))], axis=1).astype(np.uint8)
+
+
+class FakePeople:
+    """Records which persons it rendered."""
+
+    def __init__(self):
+        self.asked = []
+
+    def expressions(self, people):
+        self.asked = list(people)
+        return np.stack([np.full((7, SIDE, SIDE, 3), k % 250, np.uint8) for k in range(len(self.asked))])
+
+
+def _cfg(tmp_path):
+    return load_config("quick", {"results_dir": str(tmp_path / "results"), "device": "cpu"})
+
+
+def test_the_negative_control_files_the_same_face_under_every_label(tmp_path):
+    faces = criterion_controls.neutral_under_six_labels(_cfg(tmp_path), FakePipe(), FakePeople())
+    assert faces.shape == (IDENTITIES_PER_UNIT, len(EMOTIONS), SIDE, SIDE, 3)
+    assert (faces == faces[:, :1]).all()  # nothing tells one class from another: it must teach chance
+
+
+def test_the_positive_control_renders_people_of_no_database_at_their_own_apexes(tmp_path):
+    people = FakePeople()
+    faces = criterion_controls.world_apexes(_cfg(tmp_path), FakePipe(), people)
+    assert faces.shape == (IDENTITIES_PER_UNIT, len(EMOTIONS), SIDE, SIDE, 3)
+    assert people.asked[0] == criterion_controls.FIRST_PERSON and len(people.asked) == IDENTITIES_PER_UNIT
+
+
+def test_a_written_unit_is_read_as_generate_writes_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(preprocess, "detect_face", lambda image: None)  # centre crops: Haar is not under test
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 255, (IDENTITIES_PER_UNIT, len(EMOTIONS), 64, 64, 3), dtype=np.uint8)
+    cfg = criterion_controls.arm_config(_cfg(tmp_path), "world apexes")
+    criterion_controls.write_unit(cfg.path(cfg.data.generated), faces)
+    splits = generated_splits(cfg, 1)
+    assert {s: len(set(f.subjects.tolist())) for s, f in splits.items()} == {"train": 109, "val": 10, "test": 25}
+    assert all((np.bincount(f.labels, minlength=6) == len(set(f.subjects.tolist()))).all() for f in splits.values())
+
+
+def test_a_unit_that_fails_midway_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    root = tmp_path / "generated"
+    faces = np.zeros((IDENTITIES_PER_UNIT, len(EMOTIONS), 8, 8, 3), np.uint8)
+    criterion_controls.write_unit(root, faces)
+    before = sorted(p.relative_to(root) for p in root.rglob("*.png"))
+    calls = iter(range(10**6))
+    real_imwrite = criterion_controls.cv2.imwrite
+    monkeypatch.setattr(criterion_controls.cv2, "imwrite",
+                        lambda path, img: next(calls) < 100 and real_imwrite(path, img))  # the disk fills
+    with pytest.raises(OSError, match="could not write"):
+        criterion_controls.write_unit(root, faces + 1)
+    assert sorted(p.relative_to(root) for p in root.rglob("*.png")) == before
+    assert (np.asarray(criterion_controls.cv2.imread(str(next(root.rglob("*.png"))))) == 0).all()
+    assert [p.name for p in tmp_path.iterdir()] == ["generated"]  # no temporary left
+    with pytest.raises(ValueError, match="144 identities x 6 expressions"):
+        criterion_controls.write_unit(root, faces[:10])
+
+
+def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(criterion_controls, "load_pipeline", lambda cfg: (FakePipe(), {}))
+    monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (
+        np.zeros((200, SIDE, SIDE, 3), np.uint8), None))
+    monkeypatch.setattr(criterion_controls, "write_unit", lambda root, faces: seen.append((root, faces.shape)))
+    monkeypatch.setattr(criterion_controls, "taught", lambda arm, cfg: {"results_dir": arm.results_dir,
+                                                                         "real_results_dir": cfg.results_dir})
+    cfg = _cfg(tmp_path)
+    out = criterion_controls.teaching_controls(cfg, FakePeople())
+    assert list(out) == list(criterion_controls.ARMS)
+    for arm, record in out.items():
+        assert record["results_dir"].endswith(f"criterion/controls/{arm.replace(' ', '-')}")
+        assert record["real_results_dir"] == cfg.results_dir  # real-only is experiment 1's own run
+    assert all(shape[:2] == (IDENTITIES_PER_UNIT, len(EMOTIONS)) for _, shape in seen)
