@@ -12,7 +12,7 @@ EXECUTED := results/notebooks
 comma := ,
 PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: help reproduce test lab bench sweep clean distclean
+.PHONY: help reproduce test lab bench sweep clean clean-stale distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -68,6 +68,9 @@ sweep: $(VENV)/.stamp-test  ## every arm over every ratio and seed of the preset
 clean:  ## remove run outputs and caches: results/ (every preset's runs), .pytest_cache (not .venv, data/, figures/)
 	rm -rf results .pytest_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-stale: $(VENV)/.stamp-test  ## remove the crop-cache folders of the preset that `check` names stale (docs/datasets.md)
+	$(PY) -m fer_utils clean-cache --preset $(PRESET)
 
 distclean: clean  ## clean, and remove .venv (data/ stays: delete data/<preset> to write the world again)
 	rm -rf $(VENV)

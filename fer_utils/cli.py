@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ def _cmd_world(cfg: Config, args: argparse.Namespace) -> int:
 
 def _cmd_check(cfg: Config, args: argparse.Namespace) -> int:
     from .inputs import check_inputs, check_table, configured_databases, stargan_note
+    from .stale_cache import stale_folders, stale_note
 
     checks, problems = check_inputs(cfg, configured_databases(cfg), weights=True)
     print(f"settings: {args.preset} read, every key known and within its range")
@@ -48,10 +50,31 @@ def _cmd_check(cfg: Config, args: argparse.Namespace) -> int:
         print(f"--verify: re-hashed every cached input file of {', '.join(ready) or 'no database'}")
     if not problems and stargan_note(cfg):
         print(stargan_note(cfg))
+    print(stale_note(stale_folders(cfg, checks), _same_settings("clean-cache", args)))
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     print(f"{len(problems)} problem(s); nothing was written", file=sys.stderr if problems else sys.stdout)
     return 2 if problems else 0
+
+
+def _same_settings(command: str, args: argparse.Namespace) -> str:
+    """``command`` as a shell line with this invocation's ``--preset`` and ``--set`` flags: the same settings."""
+    flags = ["--preset", args.preset, *(word for text in args.set for word in ("--set", text))]
+    return shlex.join(["python", "-m", "fer_utils", command, *flags])
+
+
+def _cmd_clean_cache(cfg: Config, args: argparse.Namespace) -> int:
+    from .inputs import check_inputs, configured_databases
+    from .stale_cache import remove_stale, stale_folders
+
+    checks, _ = check_inputs(cfg, configured_databases(cfg))
+    stale = stale_folders(cfg, checks)
+    removed = remove_stale(stale, cfg.path(cfg.data.cache))
+    for folder in stale:
+        print(f"removed {folder.path} ({folder.megabytes:.1f} MB): {folder.why}")
+    print(f"removed {len(removed)} stale crop-cache folder(s), {sum(s.megabytes for s in stale):.1f} MB; "
+          "the folders in use and databases whose check failed were not touched")
+    return 0
 
 
 def _cmd_preprocess(cfg: Config, args: argparse.Namespace) -> int:
@@ -204,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also re-hash the content of every input file of the crop cache, which keys files by size "
                         "and mtime (as make and rsync do), and name any whose content changed under them")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("clean-cache", parents=[common],
+                       help="remove the crop-cache folders that check names stale: made for other inputs, settings "
+                            "or cropping code, used by no configured database now")
+    p.set_defaults(func=_cmd_clean_cache)
 
     p = sub.add_parser("preprocess", parents=[common],
                        help="detect, crop, gray and resize every database into the cache")

@@ -25,7 +25,7 @@ from .config import (
     data_source,
     is_world_path,
 )
-from .datasets import SkipReport, read_database
+from .datasets import Sample, SkipReport, read_database
 from .emotions import EMOTIONS, label_name
 from .report import markdown_table
 from .runtime import check_writable
@@ -45,6 +45,7 @@ class DatabaseCheck:
     classes: Counter = field(default_factory=Counter)
     subjects: Counter = field(default_factory=Counter)
     skipped: SkipReport = field(default_factory=SkipReport)
+    samples: list[Sample] = field(default_factory=list, repr=False)  # what the crop cache's key is made from
 
     @property
     def images(self) -> int:
@@ -79,6 +80,7 @@ def check_database(cfg: Config, name: str, include_neutral: bool = False) -> Dat
     check.classes = Counter(label_name(s.label) if s.label is not None else "unlabelled" for s in samples)
     check.subjects = Counter(s.subject for s in samples)
     check.skipped = report
+    check.samples = samples
     check.source = data_source(cfg, name)
     return check
 

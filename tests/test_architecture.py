@@ -22,13 +22,14 @@ LAYERS: list[set[str]] = [
     {"engine", "evaluate"},
     {"gan"},
     {"filtering", "experiments", "results", "calibrate", "criterion", "criterion_controls"},
-    {"inputs", "sweep", "executors", "benchmarks", "notebook_params", "walkthroughs"},
+    {"inputs", "stale_cache", "sweep", "executors", "benchmarks", "notebook_params", "walkthroughs"},
     {"cli", "__main__"},
 ]
 WITHIN = {("runtime", "config"), ("identity", "runtime"), ("preview", "preprocess"), ("results", "experiments"),
           ("experiments", "filtering"),
           ("results", "filtering"), ("criterion", "experiments"), ("criterion_controls", "criterion"),
-          ("calibrate", "experiments"), ("sweep", "inputs"), ("sweep", "executors"), ("benchmarks", "inputs"),
+          ("calibrate", "experiments"), ("sweep", "inputs"), ("stale_cache", "inputs"), ("sweep", "executors"),
+          ("benchmarks", "inputs"),
           ("benchmarks", "executors"), ("__main__", "cli")}
 # Extra rules: each side must work without the other (the world writes real layouts, adapters read them);
 # generators train on whatever data they are given, so a user's own data can replace the world's.

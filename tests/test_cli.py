@@ -4,7 +4,8 @@ import sys
 
 from fer_utils.cli import main
 
-COMMANDS = ("world", "preprocess", "calibrate", "train", "train-gan", "generate", "sweep", "bench", "simulate-coverage")
+COMMANDS = ("world", "check", "clean-cache", "preprocess", "calibrate", "train", "train-gan", "generate", "sweep",
+            "bench", "simulate-coverage")
 
 
 def test_help_lists_every_subcommand():
