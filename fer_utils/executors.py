@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -171,6 +172,7 @@ class DaskBackend(Backend):
         distributed = _extra("distributed", "dask")
         timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
         self.cluster = None
+        self.submitted: list[Any] = []  # every future, so a stopped sweep cancels those not finished
         if scheduler:
             self.client = _connect(distributed, scheduler, timeout_s)
             nthreads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
@@ -186,10 +188,14 @@ class DaskBackend(Backend):
             self.where = f"a Dask LocalCluster of {workers} processes here, torch threads per worker: {self.threads}"
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
-        return self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
-                                  f"{time.monotonic_ns()}")
+        future = self.client.submit(task, cfg, *run, self.threads, pure=False, key=f"{'-'.join(map(str, run))}-"
+                                    f"{time.monotonic_ns()}")
+        self.submitted.append(future)
+        return future
 
     def close(self, now: bool = False) -> None:
+        if now:  # stopped: a scheduler's workers would train the submitted runs on for nobody
+            cancel_unfinished(self.name, self.submitted, self.client.cancel)
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -213,13 +219,47 @@ class SlurmBackend(Backend):
         if s.slurm_partition and not self.local:
             params["slurm_partition"] = s.slurm_partition
         self.executor.update_parameters(**params)
+        self.submitted: list[Any] = []  # every job, so a stopped sweep cancels those not finished
         self.slots = workers if self.local else 10_000  # Slurm queues the jobs itself
         self.threads = threads_per_worker(workers) if self.local else s.slurm_cpus
         self.where = (f"no sbatch on PATH, so submitit's local executor: {workers} jobs at once on this machine, "
                       f"not Slurm" if self.local else f"Slurm through submitit, {s.slurm_cpus} CPUs per job")
 
     def submit(self, task: Task, cfg: Config, run: Run) -> Any:
-        return self.executor.submit(task, cfg, *run, self.threads)
+        job = self.executor.submit(task, cfg, *run, self.threads)
+        self.submitted.append(job)
+        return job
+
+    def close(self, now: bool = False) -> None:
+        if now:  # stopped: Slurm would run the queued and running jobs on for nobody
+            cancel_unfinished(self.name, self.submitted, _scancel)
+
+
+def _scancel(jobs: Sequence[Any]) -> None:
+    """Cancel submitit jobs; one that ended meanwhile makes scancel complain, which must not hide the others."""
+    for job in jobs:
+        job.cancel(check=False)
+
+
+def _unfinished(futures: Sequence[Any]) -> list[Any]:
+    """The futures (or jobs) not finished yet."""
+    return [future for future in futures if not future.done()]
+
+
+def cancel_unfinished(name: str, futures: Sequence[Any], cancel: Callable[[list[Any]], Any]) -> None:
+    """Cancel the runs a stopped sweep submitted to ``name`` and did not see finish; say how many in one line.
+
+    A failure to cancel (the scheduler gone) is that line too: the stop still ends with its own message and code.
+    """
+    try:
+        unfinished = _unfinished(futures)
+        if unfinished:
+            cancel(unfinished)
+    except Exception as exc:  # noqa: BLE001 - reported; the user cancels them there
+        print(f"could not cancel the runs submitted to {name} ({type(exc).__name__}: {exc}); cancel them there",
+              file=sys.stderr)
+        return
+    print(f"cancelled {len(unfinished)} unfinished run(s) submitted to {name}", file=sys.stderr)
 
 
 def _connect(distributed: Any, scheduler: str, timeout_s: float) -> Any:

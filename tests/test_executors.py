@@ -12,6 +12,7 @@ import signal
 import sys
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -189,6 +190,83 @@ def test_status_and_plan_read_the_results_without_training(serial, tmp_path, mon
         assert main(["sweep", "--preset", "quick", "--set", f"results_dir={tmp_path / 'serial'}", flag]) == 0
     out = capsys.readouterr().out
     assert "| real | 0 | 2 | 0, 1 |" in out and "runs to do, about" in out  # other params (epochs): not done
+
+
+class _Cluster:
+    """Stands in for a Dask client and a submitit executor: submitted runs never finish, and the driver's first look
+    at one stops it (``stop``: SIGTERM sent to this process, as ``kill`` does, or Ctrl-C's KeyboardInterrupt)."""
+
+    def __init__(self, stop: str) -> None:
+        self.stop, self.jobs = stop, []
+
+    def submit(self, *args, **kwargs) -> _Job:
+        self.jobs.append(_Job(self))
+        return self.jobs[-1]
+
+    def wait(self) -> None:
+        """The driver's wait on its runs: stopped once, here."""
+        stop, self.stop = self.stop, ""
+        if stop == "SIGTERM":
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif stop == "SIGINT":
+            raise KeyboardInterrupt
+
+    def scheduler_info(self) -> dict:
+        return {"workers": {"tcp://worker:1": {"nthreads": 3}}}
+
+    def cancel(self, futures) -> None:  # distributed.Client.cancel
+        for future in futures:
+            future.cancel()
+
+    def update_parameters(self, **params) -> None:  # submitit.AutoExecutor
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Job:
+    """A submitted run (a Dask future, a submitit job) that finishes only when cancelled."""
+
+    def __init__(self, cluster: _Cluster) -> None:
+        self.cluster, self.cancelled = cluster, False
+
+    def done(self) -> bool:
+        self.cluster.wait()
+        return self.cancelled
+
+    def cancel(self, check: bool = True) -> None:
+        self.cancelled = True
+
+
+@pytest.mark.parametrize("executor", ["dask", "slurm"])
+@pytest.mark.parametrize("how, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_sweep_cancels_what_it_submitted_to_dask_or_slurm(tmp_path, monkeypatch, capsys, executor, how,
+                                                                    code) -> None:
+    """A cluster's workers do not end with the driver: a stopped sweep cancels every run it submitted and did not see
+    finish, says how many, and exits as any stop does."""
+    cluster = _Cluster(how)
+    fakes = {"distributed": SimpleNamespace(Client=lambda *args, **kwargs: cluster),
+             "submitit": SimpleNamespace(AutoExecutor=lambda **kwargs: cluster)}
+    monkeypatch.setattr(executors, "_extra", lambda module, extra: fakes[module])
+    monkeypatch.setattr(executors.shutil, "which", lambda name: f"/usr/bin/{name}")  # Slurm: every run queued at once
+    monkeypatch.setattr(sweep, "prepare_inputs", lambda cfg, plan: {})
+    assert main(["sweep", "--preset", "quick", "--executor", executor, "--scheduler", "tcp://scheduler:8786",
+                 "--set", f"results_dir={tmp_path}"]) == code
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert len(cluster.jobs) > 1 and all(job.cancelled for job in cluster.jobs)
+    cancelled = f"cancelled {len(cluster.jobs)} unfinished run(s) submitted to {executor}"
+    assert any(line.endswith(cancelled) for line in err)  # the progress bar's last state may precede it
+    assert any(line.startswith(f"stopped by {how}") and "rerun the same command to resume" in line for line in err)
+
+
+def test_a_cancel_that_fails_is_one_line_and_the_stop_goes_on(capsys) -> None:
+    def unreachable(futures):
+        raise OSError("scheduler gone")
+
+    executors.cancel_unfinished("dask", [_Job(_Cluster(""))], unreachable)
+    assert capsys.readouterr().err == ("could not cancel the runs submitted to dask (OSError: scheduler gone); "
+                                       "cancel them there\n")
 
 
 def test_unknown_executor_is_refused() -> None:
