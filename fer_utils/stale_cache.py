@@ -53,7 +53,7 @@ def stale_folders(cfg: Config, checks: Sequence[DatabaseCheck]) -> list[StaleFol
     return found
 
 
-def current_folder(cfg: Config, check: DatabaseCheck) -> str:
+def _current_folder(cfg: Config, check: DatabaseCheck) -> str:
     """The folder name ``load_database`` gives the database ``check`` listed, with these settings and this code."""
     return f"{check.name}-{cache_key(check.samples, cfg.preprocess.image_size, cfg.preprocess.margin)}"
 
@@ -61,7 +61,7 @@ def current_folder(cfg: Config, check: DatabaseCheck) -> str:
 def _stale_meta(folder: Path, check: DatabaseCheck, cfg: Config) -> dict[str, Any] | None:
     """``folder``'s meta.json when the folder is proven stale for ``check``'s database, else None."""
     match = re.fullmatch(rf"{re.escape(check.name)}-([0-9a-f]{{16}})", folder.name)
-    if not match or folder.is_symlink() or not folder.is_dir() or folder.name == current_folder(cfg, check):
+    if not match or folder.is_symlink() or not folder.is_dir() or folder.name == _current_folder(cfg, check):
         return None
     try:
         meta = json.loads((folder / "meta.json").read_text())
