@@ -11,10 +11,11 @@ import contextlib
 import io
 import json
 import multiprocessing
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from processes import first_then_second
 
 RUN_SETTINGS = {"train.epochs": 1, "device": "cpu"}
 
@@ -75,22 +76,9 @@ def generate_unit(weights: tuple[str, str], out: str, count: Callable[[], None])
 
 def _two_at_once(job: Callable[..., Any], kwargs: dict[str, Any]) -> list[tuple[str, int, str]]:
     """Start ``job`` in one process, let it reach its write, start it in a second; both outcomes, in order."""
-    ctx = multiprocessing.get_context("spawn")
-    results, started, go = ctx.Queue(), ctx.Event(), ctx.Event()
-    first = ctx.Process(target=_in_a_process, args=(job, kwargs, results, started, go))
-    second = ctx.Process(target=_in_a_process, args=(job, kwargs, results))
-    try:
-        first.start()
-        assert started.wait(90), "the first process never reached its write"
-        second.start()
-        time.sleep(8.0)  # the second imports the package (a few seconds) and reaches the lock while the first writes
-        go.set()
-        outcomes = [results.get(timeout=180) for _ in range(2)]
-    finally:  # a hung process must not keep pytest waiting for it at exit
-        for process in (first, second):
-            if process.pid is not None:
-                process.kill()
-                process.join(10)
+    # the second imports the package (a few seconds) and reaches the lock while the first writes
+    outcomes = first_then_second(multiprocessing.get_context("spawn"), _in_a_process, (job, kwargs), started_s=90,
+                                 reach_s=8.0, finish_s=180)
     assert [status for status, _, _ in outcomes] == ["ok", "ok"], outcomes
     return outcomes
 

@@ -7,10 +7,10 @@ import io
 import json
 import multiprocessing
 import shutil
-import time
 from pathlib import Path
 
 import pytest
+from processes import first_then_second
 
 from fer_utils import config, identity, inputs
 from fer_utils.config import load_config
@@ -151,22 +151,9 @@ def _write_in_a_process(out: Path, results, started=None, go=None) -> None:
 
 def test_two_processes_writing_one_world_do_not_wipe_each_other(written, tmp_path) -> None:
     """A notebook and train-gan once wrote AffectNet at the same time: the second wiped the first's files."""
-    ctx = multiprocessing.get_context("fork")
-    results, started, go = ctx.Queue(), ctx.Event(), ctx.Event()
-    first = ctx.Process(target=_write_in_a_process, args=(tmp_path, results, started, go))
-    second = ctx.Process(target=_write_in_a_process, args=(tmp_path, results))
-    try:
-        first.start()
-        assert started.wait(60)
-        second.start()
-        time.sleep(1.0)  # the second reaches the folder while the first is mid-write
-        go.set()
-        outcomes = [results.get(timeout=120) for _ in range(2)]
-    finally:  # a hung writer must not keep pytest waiting for it at exit
-        for process in (first, second):
-            if process.pid is not None:
-                process.kill()
-                process.join(10)
+    # the second reaches the folder while the first is mid-write
+    outcomes = first_then_second(multiprocessing.get_context("fork"), _write_in_a_process, (tmp_path,), started_s=60,
+                                 reach_s=1.0, finish_s=120)
     assert [status for status, _ in outcomes] == ["ok", "ok"], outcomes
     assert "ffhq: complete, skipped" in outcomes[1][1]  # the second waited, then reused the first's world
     assert _rewritten(tmp_path / "ffhq") and _digest(tmp_path / "ffhq") == _digest(written)
