@@ -66,6 +66,17 @@ def _running(pid: int) -> bool:
     return state not in {"Z", "X"}
 
 
+def _outliving(pids: list[int], grace_s: float = 10) -> list[int]:
+    """The processes of ``pids`` still running ``grace_s`` seconds on, killed so that none outlives the test."""
+    deadline = time.monotonic() + grace_s
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pids if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
 def _stop(proc: subprocess.Popen, how: str) -> tuple[int, str]:
     """SIGTERM to the process (``kill``), or SIGINT to its whole group (Ctrl-C in a terminal); its code and stderr."""
     if how == "SIGTERM":
@@ -109,12 +120,7 @@ def test_a_stopped_local_sweep_ends_its_workers(tmp_path, how) -> None:
     assert "Traceback" not in err, err[-3000:]
     assert f"{said} during a sweep on local workers (2 runs to do); {RESUME}" in err.splitlines()
     assert code == expected
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if _running(pid)]
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
+    left = _outliving(workers)
     assert not left, f"worker processes {left} outlived the stopped sweep"
 
 
@@ -145,10 +151,5 @@ def test_forked_pool_workers_end_when_their_parent_is_killed(tmp_path) -> None:
     workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if _running(pid)]
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
+    left = _outliving(workers)
     assert not left, f"pool workers {left} outlived their killed parent"
