@@ -136,7 +136,8 @@ def _cmd_criterion(cfg: Config, args: argparse.Namespace) -> int:
     from .facegen.people import WorldPeople
     from .inputs import GAN_DATABASES, prepare_inputs
 
-    prepare_inputs(cfg, [*EXPERIMENT_DATABASES, *([] if args.skip_quality else GAN_DATABASES)], weights=True)
+    gan_data = not args.skip_quality or args.controls  # the judge's faces; StarGAN on the world's identities
+    prepare_inputs(cfg, [*EXPERIMENT_DATABASES, *(GAN_DATABASES if gan_data else [])], weights=True)
     people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's and the AU regressor's people
     record = candidate_record(cfg, people, quality=not args.skip_quality)
     print(criterion_table(record))

@@ -100,3 +100,20 @@ def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch
         assert record["results_dir"].endswith(f"criterion/controls/{arm.replace(' ', '-')}")
         assert record["real_results_dir"] == cfg.results_dir  # real-only is experiment 1's own run
     assert all(shape[:2] == (IDENTITIES_PER_UNIT, len(EMOTIONS)) for _, shape in seen)
+
+
+@pytest.mark.parametrize("flags, gan_data", [(["--skip-quality"], False), (["--skip-quality", "--controls"], True),
+                                             ([], True)])
+def test_the_controls_prepare_the_worlds_identities_before_any_work(monkeypatch, flags, gan_data):
+    """StarGAN on world identities reads data.ffhq: prepared first, not found missing after two arms' training."""
+    from fer_utils import cli, inputs
+    from fer_utils.config import InputError
+    asked = []
+
+    def prepare(cfg, databases, weights):
+        asked.extend(databases)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(inputs, "prepare_inputs", prepare)
+    assert cli.main(["criterion", "--preset", "quick", *flags]) == 2
+    assert ("ffhq" in asked) == gan_data
