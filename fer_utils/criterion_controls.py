@@ -11,7 +11,10 @@ machinery, fed other faces, splits the gap between what generated and real faces
   expressions, so that no class differs from another: faces that move nothing must teach nothing (chance);
 - ``StarGAN on world identities``: the world's FFHQ-like faces (what StyleGAN2 learned from) translated by
   the candidate StarGAN. Beside the candidate it prices StyleGAN2's identities; beside the positive
-  control, StarGAN's expressions.
+  control, StarGAN's expressions;
+- ``StarGAN's training faces``: the labelled AffectNet(-like) faces StarGAN learns expressions from, 144 of
+  each: what the best StarGAN could copy, in its own domain. Beside the positive control it says how far
+  StarGAN's data, before any GAN, teach the real databases' expressions.
 
 Each arm writes unit 0 of a generated database under ``results_dir/criterion/controls/<arm>/`` and is scored
 by ``criterion.taught``, as a candidate is: the real validation subjects only.
@@ -28,10 +31,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .config import Config
+from .config import Config, DataError
 from .criterion import taught
 from .emotions import EMOTIONS
-from .gan.data import gan_faces
+from .gan.data import STARGAN_DOMAINS, gan_faces
 from .gan.generate import IDENTITIES_PER_UNIT, split_of, subject_name
 from .gan.motion import ActingPeople
 from .gan.pipeline import Pipeline, latents, load_pipeline
@@ -61,9 +64,20 @@ def stargan_on_world_identities(cfg: Config, pipe: Pipeline, people: ActingPeopl
     return pipe.translate(pipe.crop(ffhq[:IDENTITIES_PER_UNIT])[0])
 
 
+def stargan_training_faces(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """The first 144 faces of each expression in StarGAN's training list (N, 6, R, R, 3), filed as 144 "identities"
+    (each a different person per expression: only the splits group them)."""
+    faces, labels = gan_faces(cfg, "affectnet", labelled=True)
+    per_class = [np.flatnonzero(labels == STARGAN_DOMAINS.index(name))[:IDENTITIES_PER_UNIT] for name in EMOTIONS]
+    if short := {name: len(idx) for name, idx in zip(EMOTIONS, per_class) if len(idx) < IDENTITIES_PER_UNIT}:
+        raise DataError(f"data.affectnet has fewer than {IDENTITIES_PER_UNIT} training faces of "
+                        + ", ".join(f"{name} ({n})" for name, n in short.items()))
+    return np.stack([faces[idx] for idx in per_class], axis=1)
+
+
 ARMS: dict[str, Callable[[Config, Pipeline, ActingPeople], np.ndarray]] = {
     "world apexes": world_apexes, "neutral under six labels": neutral_under_six_labels,
-    "StarGAN on world identities": stargan_on_world_identities}
+    "StarGAN on world identities": stargan_on_world_identities, "StarGAN's training faces": stargan_training_faces}
 
 
 def write_unit(root: Path, faces: np.ndarray) -> Path:
@@ -91,7 +105,7 @@ def write_unit(root: Path, faces: np.ndarray) -> Path:
 
 def arm_config(cfg: Config, arm: str) -> Config:
     """``cfg`` with its generated unit and runs under ``results_dir/criterion/controls/<arm>/``."""
-    folder = Path(cfg.results_dir) / "criterion" / "controls" / arm.replace(" ", "-")
+    folder = Path(cfg.results_dir) / "criterion" / "controls" / arm.replace(" ", "-").replace("'", "")
     return dataclasses.replace(cfg, results_dir=str(folder),
                                data=dataclasses.replace(cfg.data, generated=str(folder / "generated")))
 

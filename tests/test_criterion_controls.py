@@ -89,7 +89,7 @@ def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch
     seen = []
     monkeypatch.setattr(criterion_controls, "load_pipeline", lambda cfg: (FakePipe(), {}))
     monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (
-        np.zeros((200, SIDE, SIDE, 3), np.uint8), None))
+        np.zeros((7 * 200, SIDE, SIDE, 3), np.uint8), np.arange(7 * 200) % 7))
     monkeypatch.setattr(criterion_controls, "write_unit", lambda root, faces: seen.append((root, faces.shape)))
     monkeypatch.setattr(criterion_controls, "taught", lambda arm, cfg: {"results_dir": arm.results_dir,
                                                                          "real_results_dir": cfg.results_dir})
@@ -97,7 +97,7 @@ def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch
     out = criterion_controls.teaching_controls(cfg, FakePeople())
     assert list(out) == list(criterion_controls.ARMS)
     for arm, record in out.items():
-        assert record["results_dir"].endswith(f"criterion/controls/{arm.replace(' ', '-')}")
+        assert record["results_dir"].endswith(f"criterion/controls/{arm.replace(' ', '-').replace(chr(39), '')}")
         assert record["real_results_dir"] == cfg.results_dir  # real-only is experiment 1's own run
     assert all(shape[:2] == (IDENTITIES_PER_UNIT, len(EMOTIONS)) for _, shape in seen)
 
@@ -117,3 +117,15 @@ def test_the_controls_prepare_the_worlds_identities_before_any_work(monkeypatch,
     monkeypatch.setattr(inputs, "prepare_inputs", prepare)
     assert cli.main(["criterion", "--preset", "quick", *flags]) == 2
     assert ("ffhq" in asked) == gan_data
+
+
+def test_stargans_training_faces_are_filed_by_their_own_labels_and_a_short_class_is_named(tmp_path, monkeypatch):
+    labels = np.repeat(np.arange(7), 150)  # StarGAN domains: the six expressions, then neutral
+    faces = np.broadcast_to(labels[:, None, None, None], (len(labels), SIDE, SIDE, 3)).astype(np.uint8)
+    monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (faces, labels))
+    out = criterion_controls.stargan_training_faces(_cfg(tmp_path), FakePipe(), FakePeople())
+    assert out.shape == (IDENTITIES_PER_UNIT, len(EMOTIONS), SIDE, SIDE, 3)
+    assert [int(out[:, k].max()) for k in range(len(EMOTIONS))] == list(range(len(EMOTIONS)))  # no neutral face
+    monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (faces[50:], labels[50:]))
+    with pytest.raises(criterion_controls.DataError, match=r"angry \(100\)"):
+        criterion_controls.stargan_training_faces(_cfg(tmp_path), FakePipe(), FakePeople())
