@@ -147,7 +147,8 @@ def measured_data(monkeypatch):
 
     from fer_utils.gan import quality
     from fer_utils.gan.shipped import PROVENANCE, SHIPPED
-    recorded = json.loads(PROVENANCE.read_text())[SHIPPED["stargan"].name]["quality"]["data"]
+    inputs = json.loads(PROVENANCE.read_text())[SHIPPED["stargan"].name]["quality"]["identity"]["inputs"]
+    recorded = {name: inputs[name] for name in ("affectnet", "affectnet_heldout", "ffhq")}
     monkeypatch.setattr(quality, "data_identity", lambda cfg: dict(recorded))
     return recorded
 
@@ -159,12 +160,47 @@ def test_recorded_quality_describes_the_shipped_weights_on_the_default_preset(tm
     assert 0 <= q["expression_transfer"]["accuracy"] <= 1
 
 
-@pytest.mark.parametrize("overrides", [
-    {"generate.truncation_psi": 0.5}, {"generate.quality_identities": 500},
-    {"generate.judge_epochs": 20}, {"generate.judge_faces": 6000}, {"train.precision": "fp32"}])
-def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, measured_data, overrides):
+@pytest.mark.parametrize("overrides, named", [
+    ({"generate.truncation_psi": 0.5}, "generate.truncation_psi 0.7 -> 0.5"),
+    ({"generate.quality_identities": 500}, "generate.quality_identities 1000 -> 500"),
+    ({"generate.judge_epochs": 20}, "generate.judge_epochs"), ({"generate.judge_faces": 6000}, "generate.judge_faces"),
+    ({"train.precision": "fp32"}, "judge_recipe.precision"), ({"train.lr": 0.01}, "judge_recipe.lr"),
+    ({"generate.identity_people": 300}, "generate.identity_people"), ({"generate.seed": 3}, "generate.seed"),
+    ({"preprocess.margin": 0.3}, "preprocess.margin")])
+def test_recorded_quality_is_not_shown_for_other_settings(tmp_path, measured_data, capsys, overrides, named):
     from fer_utils.gan.quality import recorded_quality
     assert recorded_quality(_default(tmp_path, **overrides)) is None
+    out = capsys.readouterr().out
+    assert "settings changed: " in out and named in out
+
+
+def test_recorded_quality_is_reused_whatever_the_batch_size_or_the_epochs_of_the_experiments(tmp_path, measured_data):
+    """Settings the measures do not read never cost a ~50 min re-measure."""
+    from fer_utils.gan.quality import recorded_quality
+    assert recorded_quality(_default(tmp_path, **{"generate.batch_size": 7, "train.epochs": 3})) is not None
+
+
+def test_recorded_quality_is_not_shown_once_the_measuring_code_changed(tmp_path, monkeypatch, measured_data, capsys):
+    """Numbers made by other code are measured again (the motion measure edited, say), and the file is named."""
+    from fer_utils import identity
+    code = dict(identity.CODE["quality"]) | {"gan/motion.py": "0" * 16}
+    monkeypatch.setitem(identity.CODE, "quality", code)
+    from fer_utils.gan.quality import recorded_quality
+    assert recorded_quality(_default(tmp_path)) is None
+    assert "code changed: gan/motion.py" in capsys.readouterr().out
+
+
+def test_a_quality_record_without_an_identity_is_not_shown(tmp_path, monkeypatch, measured_data, capsys):
+    import json
+
+    from fer_utils.gan import quality, shipped
+    record = json.loads(shipped.PROVENANCE.read_text())
+    del record[shipped.SHIPPED["stargan"].name]["quality"]["identity"]
+    older = tmp_path / "provenance.json"
+    older.write_text(json.dumps(record))
+    monkeypatch.setattr(quality, "PROVENANCE", older)
+    assert quality.recorded_quality(_default(tmp_path)) is None
+    assert "made by an older version" in capsys.readouterr().out
 
 
 def test_recorded_quality_is_not_shown_for_other_weights(tmp_path, monkeypatch, measured_data):
@@ -185,7 +221,7 @@ def test_recorded_quality_is_not_shown_for_other_faces(tmp_path, monkeypatch, me
     from fer_utils.gan import quality
     monkeypatch.setattr(quality, "data_identity", lambda cfg: measured_data | {database: "0" * 16})
     assert quality.recorded_quality(_default(tmp_path)) is None
-    assert "measured on other faces" in capsys.readouterr().out
+    assert f"input changed: {database} hash" in capsys.readouterr().out
 
 
 def test_recorded_quality_is_not_shown_when_the_data_cannot_be_read(tmp_path, capsys):
@@ -300,7 +336,9 @@ def test_quality_table_shows_low_passed_transfer_and_moved_features_where_record
     from fer_utils.emotions import EMOTIONS
     from fer_utils.gan.quality import quality_table, recorded_quality
     q = copy.deepcopy(recorded_quality(_default(tmp_path)))
-    assert "low-passed" not in quality_table(q) and "moved features" not in quality_table(q)  # an older record
+    older = copy.deepcopy(q)  # a record from before both were measured
+    del older["expression_transfer"]["low_passed"], older["motion"]
+    assert "low-passed" not in quality_table(older) and "moved features" not in quality_table(older)
     q["expression_transfer"]["low_passed"] = {"sigma_px": 1.5, "accuracy": 0.412, "real_accuracy": 0.8}
     read = {name: {"fraction": 0.3, "moved": 0.1} for name in EMOTIONS}
     q["motion"] = {"generated": read, "negative_control": read, "positive_passes": True, "negative_passes": False}

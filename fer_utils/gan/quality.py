@@ -17,6 +17,7 @@ measures a pair of generators, keeps the record beside them and tabulates it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ..config import Config, ConfigError, InputError
 from ..emotions import EMOTIONS
 from ..engine import predict
 from ..evaluate import confusion
+from ..identity import identity, mismatch
 from ..preprocess import NO_FACE, load_database
 from ..report import markdown_table
 from ..runtime import file_sha256, write_json
@@ -41,6 +43,10 @@ from .measures import diversity, frechet_distance, identity_kept, subsample
 from .motion import ActingPeople, measure_motion
 from .pipeline import Pipeline, latents, load_pipeline
 from .shipped import PROVENANCE, SHIPPED, record_provenance, weights_path
+
+# the generate keys the measures read (batch_size and the weights' paths are not: the weights count by hash)
+QUALITY_SETTINGS = ("truncation_psi", "seed", "identity_people", "quality_identities", "judge_epochs",
+                    "judge_faces", "stargan_ckpt_resolution")
 
 
 def measure_quality(cfg: Config, pipe: Pipeline, people: ActingPeople, identity_renders: int = 8) -> dict[str, Any]:
@@ -225,41 +231,46 @@ def _misread(counts: list[list[int]] | None) -> dict[str, str]:
     return out
 
 
+def quality_identity(cfg: Config, weights: dict[str, str | Path]) -> dict[str, Any]:
+    """What a quality record's numbers depend on (``fer_utils.identity``, kind ``quality``): the two generators'
+    weights and the faces measured on (hashes), every setting the measures read, and the measuring code.
+
+    The settings are the ones named, not what they resolve to here (``train.precision`` "auto" stays "auto"):
+    a CPU without bf16 units reuses the record its judge made in bf16 (the table says which) rather than
+    spending ~50 min to measure again in fp32.
+    """
+    g = cfg.generate
+    inputs = {f"{model}_weights": file_sha256(path) for model, path in weights.items()} | data_identity(cfg)
+    settings = {"preset": cfg.preset, "gan_resolution": cfg.gan.resolution,
+                "generate": {key: getattr(g, key) for key in QUALITY_SETTINGS},
+                "preprocess": {"margin": cfg.preprocess.margin, "image_size": cfg.preprocess.image_size},
+                "judge_recipe": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "epochs"}}
+    return identity("quality", inputs, settings)
+
+
 def recorded_quality(cfg: Config) -> dict[str, Any] | None:
     """The numbers ``quality --ship`` recorded beside the shipped weights, if they describe this configuration.
 
-    They do when the configured weights are the shipped files, unchanged since (SHA-256), the data are the
-    faces measured on (``data_identity``: another world, or your own AffectNet, is measured again; records
-    from before it was kept are not shown), and the preset, truncation, number of identities and judging
-    CNN's budget and precision setting are the ones measured (records from before ``train.precision``
-    existed were fp32). The setting, not
-    what it resolves to here: a CPU without bf16 units shows the record its judge made in bf16
-    (the table says which), rather than spending ~50 min to measure again in fp32.
-    Measuring again fits a CNN and Fisherfaces on the same world (about 50 min on 2 CPU cores), so
-    ``make reproduce`` shows these.
+    They do when the configured weights are the shipped files and the record's identity (``quality_identity``:
+    the weights' and the faces' hashes, the measures' settings, the quality code) is the one this code and this
+    configuration give; otherwise what differs is printed and the caller measures again (about 50 min on
+    2 CPU cores, a fitted CNN and Fisherfaces), so ``make reproduce`` shows a record only while it is current.
     """
     pipe_paths = {model: weights_path(cfg, model) for model in SHIPPED}
     shipped = all(path.resolve() == SHIPPED[model].resolve() for model, path in pipe_paths.items())
     if not shipped or not PROVENANCE.is_file():
         return None
     q = json.loads(PROVENANCE.read_text()).get(SHIPPED["stargan"].name, {}).get("quality")
-    if not q or q.get("preset") != cfg.preset or q.get("truncation_psi") != cfg.generate.truncation_psi \
-            or q["diversity"]["generated"]["faces"] != cfg.generate.quality_identities:
-        return None
-    judge = q["expression_cnn"]
-    recorded_budget = (judge["epochs"], judge.get("faces_requested"), judge.get("precision_setting", "fp32"))
-    if recorded_budget != (cfg.generate.judge_epochs, cfg.generate.judge_faces, cfg.train.precision):
-        return None
-    if any(q["weights"][model]["sha256"] != file_sha256(path) for model, path in pipe_paths.items()):
+    if not q:
         return None
     try:
-        current = data_identity(cfg)
+        current = quality_identity(cfg, pipe_paths)
     except InputError as exc:  # measuring will name what is missing
         print(f"the quality record cannot be checked against the data ({exc}); measuring instead")
         return None
-    if q.get("data") != current:
-        print(f"the quality record beside the shipped weights was measured on other faces "
-              f"({q.get('data', 'not recorded')} -> {current}); measuring instead")
+    if reason := mismatch(q.get("identity"), current):
+        print(f"the quality record beside the shipped weights ({PROVENANCE.name}) does not describe this "
+              f"configuration: {reason}; measuring instead")
         return None
     return q
 
@@ -285,6 +296,7 @@ def report_quality(cfg: Config, people: People, ship: bool = False) -> dict[str,
     q = measure_quality(cfg, pipe, people)
     q["weights"] = {model: {"path": path, "sha256": file_sha256(path)} for model, path in paths.items()}
     q["preset"] = cfg.preset
+    q["identity"] = quality_identity(cfg, paths)
     write_json(cfg.path(cfg.results_dir) / "gan" / "quality.json", q)
     if ship:
         shipped = {model: path for model, path in SHIPPED.items() if Path(paths[model]).resolve() == path.resolve()}
