@@ -278,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the judge is not kept yet)")
     p.add_argument("--controls", action="store_true",
                    help="also the criterion's controls: rendered world persons at apex (what a perfect generator "
-                        "would teach), the candidate's neutral faces under six labels (chance), and the candidate "
-                        "StarGAN on world identities (what StyleGAN2's identities cost); minutes each")
+                        "would teach), the candidate's neutral faces under six labels (chance), the candidate "
+                        "StarGAN on world identities (what StyleGAN2's identities cost) and StarGAN's own training "
+                        "faces (what its data teach); minutes each")
     p.set_defaults(func=_cmd_criterion)
 
     p = sub.add_parser("generate", parents=[common],
