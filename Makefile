@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 PRESET ?= default
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 BEFORE_SWEEP := $(filter notebooks/0%,$(filter-out notebooks/06_% notebooks/07_%,$(NOTEBOOKS)))
-AFTER_SWEEP := $(filter-out $(BEFORE_SWEEP),$(NOTEBOOKS))
+# 07 before 06: 07 trains VGG16, which 06's table of every trained model shows (a first run would miss it)
+AFTER_SWEEP := $(filter notebooks/07_%,$(NOTEBOOKS)) $(filter-out $(BEFORE_SWEEP) notebooks/07_%,$(NOTEBOOKS))
 EXECUTED := results/notebooks
 comma := ,
 PIP := $(PY) -m pip install --disable-pip-version-check -c constraints.txt
