@@ -7,6 +7,9 @@ machinery, fed other faces, splits the gap between what generated and real faces
 - positive control, ``world apexes``: rendered world persons (``WorldPeople``, in no database) neutral and at
   their own six apexes, cropped as StarGAN's inputs are: what a perfect generator would give. The criterion
   must read them near real-only, or it cannot tell a good generator either;
+- ``world apexes, AffectNet-like style``: the same persons at the same apexes in the AffectNet-like world's
+  camera, light, pose, occluders, blur and expression variability: beside the positive control, what that
+  style costs; beside ``StarGAN's training faces``, what its labels (intensities, ambiguity) cost;
 - negative control, ``neutral under six labels``: the candidate's own neutral sources filed under all six
   expressions, so that no class differs from another: faces that move nothing must teach nothing (chance);
 - ``StarGAN on world identities``: the world's FFHQ-like faces (what StyleGAN2 learned from) translated by
@@ -52,6 +55,11 @@ def world_apexes(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarra
     return crops.reshape(*frames.shape[:2], *crops.shape[1:])
 
 
+def world_apexes_affectnet_style(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """The positive control's persons and apexes in the AffectNet-like style (``people`` a ``WorldPeople``)."""
+    return world_apexes(cfg, pipe, dataclasses.replace(people, style="affectnet"))
+
+
 def neutral_under_six_labels(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
     """Negative control: the candidate's unit-0 sources, unchanged, once per expression (N, 6, S, S, 3)."""
     sources = pipe(latents(cfg.generate.seed, 0, IDENTITIES_PER_UNIT, pipe.stylegan2.z_dim))[0]
@@ -76,7 +84,8 @@ def stargan_training_faces(cfg: Config, pipe: Pipeline, people: ActingPeople) ->
 
 
 ARMS: dict[str, Callable[[Config, Pipeline, ActingPeople], np.ndarray]] = {
-    "world apexes": world_apexes, "neutral under six labels": neutral_under_six_labels,
+    "world apexes": world_apexes, "world apexes, AffectNet-like style": world_apexes_affectnet_style,
+    "neutral under six labels": neutral_under_six_labels,
     "StarGAN on world identities": stargan_on_world_identities, "StarGAN's training faces": stargan_training_faces}
 
 
@@ -103,9 +112,14 @@ def write_unit(root: Path, faces: np.ndarray) -> Path:
     return root
 
 
+def arm_folder(arm: str) -> str:
+    """An arm's folder name: its words joined by hyphens, without punctuation."""
+    return "-".join("".join(c for c in arm if c.isalnum() or c in " -").split())
+
+
 def arm_config(cfg: Config, arm: str) -> Config:
     """``cfg`` with its generated unit and runs under ``results_dir/criterion/controls/<arm>/``."""
-    folder = Path(cfg.results_dir) / "criterion" / "controls" / arm.replace(" ", "-").replace("'", "")
+    folder = Path(cfg.results_dir) / "criterion" / "controls" / arm_folder(arm)
     return dataclasses.replace(cfg, results_dir=str(folder),
                                data=dataclasses.replace(cfg.data, generated=str(folder / "generated")))
 

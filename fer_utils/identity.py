@@ -33,8 +33,10 @@ CODE_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "generated": (("gan/generate.py", "gan/pipeline.py", "preprocess.py", "emotions.py", *_GENERATORS), ()),
     "gan-training": (("gan/trainer.py", "gan/train_stargan.py", "gan/train_stylegan2.py", "gan/checkpoints.py",
                       *_GENERATORS), ()),
+    # facegen/people.py: the rendered people the identity check and the motion regressor are fitted on
     "quality": (("gan/quality.py", "gan/measures.py", "gan/judge.py", "gan/identity.py", "gan/features.py",
-                 "gan/motion.py", "gan/pipeline.py", "preprocess.py", *_GENERATORS, *_CLASSIFIER), ()),
+                 "gan/motion.py", "gan/pipeline.py", "preprocess.py", "facegen/people.py", *_GENERATORS,
+                 *_CLASSIFIER), ()),
     # the faces the filter keeps for one ratio (its report): the selection, the units it reads, the scoring
     "filtered": (("filtering.py", "gan/generate.py", "emotions.py", *_CLASSIFIER), ()),
 }

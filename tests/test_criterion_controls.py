@@ -1,4 +1,6 @@
 """The shipping criterion's controls (fer_utils.criterion_controls): their faces, their units, their scoring."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -28,14 +30,15 @@ class FakePipe:
         return np.stack([faces + 10 * k for k in range(len(EMOTIONS))], axis=1).astype(np.uint8)
 
 
+@dataclasses.dataclass
 class FakePeople:
-    """Records which persons it rendered."""
+    """Records which persons it rendered, in which style."""
 
-    def __init__(self):
-        self.asked = []
+    style: str = "ffhq"
+    asked: list = dataclasses.field(default_factory=list)
 
     def expressions(self, people):
-        self.asked = list(people)
+        self.asked[:] = list(people)
         return np.stack([np.full((7, SIDE, SIDE, 3), k % 250, np.uint8) for k in range(len(self.asked))])
 
 
@@ -97,7 +100,7 @@ def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch
     out = criterion_controls.teaching_controls(cfg, FakePeople())
     assert list(out) == list(criterion_controls.ARMS)
     for arm, record in out.items():
-        assert record["results_dir"].endswith(f"criterion/controls/{arm.replace(' ', '-').replace(chr(39), '')}")
+        assert record["results_dir"].endswith(f"criterion/controls/{criterion_controls.arm_folder(arm)}")
         assert record["real_results_dir"] == cfg.results_dir  # real-only is experiment 1's own run
     assert all(shape[:2] == (IDENTITIES_PER_UNIT, len(EMOTIONS)) for _, shape in seen)
 
@@ -129,3 +132,21 @@ def test_stargans_training_faces_are_filed_by_their_own_labels_and_a_short_class
     monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (faces[50:], labels[50:]))
     with pytest.raises(criterion_controls.DataError, match=r"angry \(100\)"):
         criterion_controls.stargan_training_faces(_cfg(tmp_path), FakePipe(), FakePeople())
+
+
+def test_the_affectnet_style_arm_renders_the_positive_controls_people_in_that_style(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(criterion_controls, "world_apexes", lambda cfg, pipe, people: seen.append(people) or "faces")
+    people = FakePeople()
+    assert criterion_controls.world_apexes_affectnet_style(_cfg(tmp_path), FakePipe(), people) == "faces"
+    assert seen == [FakePeople(style="affectnet")] and people.style == "ffhq"
+    assert len({criterion_controls.arm_folder(arm) for arm in criterion_controls.ARMS}) == len(criterion_controls.ARMS)
+    assert criterion_controls.arm_folder("world apexes, AffectNet-like style") == "world-apexes-AffectNet-like-style"
+
+
+def test_world_people_in_another_style_are_the_same_people_in_that_databases_camera():
+    from fer_utils.facegen.people import WorldPeople
+    ffhq = WorldPeople(0, 64).expressions([0, 1])
+    affectnet = WorldPeople(0, 64, "affectnet").expressions([0, 1])
+    assert ffhq.shape == affectnet.shape and not np.array_equal(ffhq, affectnet)
+    assert np.array_equal(ffhq, WorldPeople(0, 64, "ffhq").expressions([0, 1]))  # the default is the FFHQ-like style

@@ -32,6 +32,10 @@ def test_each_kind_depends_on_the_code_that_decides_its_numbers_only() -> None:
     assert {"gan/generate.py", "gan/pipeline.py", "gan/stargan.py", "gan/stylegan2.py"} <= code["generated"].keys()
     assert {"gan/trainer.py", "gan/train_stargan.py", "gan/stargan.py"} <= code["gan-training"].keys()
     assert {"preprocess.py", "datasets/rafd.py"} <= code["crops"].keys()
+    # the quality record: its measures and the rendered people its identity space and motion regressor fit on
+    assert {"gan/quality.py", "gan/motion.py", "facegen/people.py", "engine.py"} <= code["quality"].keys()
+    assert {"filtering.py", "gan/generate.py"} <= code["filtered"].keys()
+    assert "facegen/people.py" not in code["world"]  # the databases do not draw on it
     for kind, files in code.items():  # figures, tables, statistics and entry points change no kept number
         assert not {"plots.py", "uncertainty.py", "report.py", "results.py", "cli.py", "sweep.py",
                     "facegen/figures.py", "gan/figures.py"} & files.keys(), kind

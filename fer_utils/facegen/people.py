@@ -25,14 +25,17 @@ IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw be
 
 @dataclass(frozen=True)
 class WorldPeople:
-    """Rendered people drawn from ``IDENTITY_POOL`` onwards, deterministic from ``seed``."""
+    """Rendered people drawn from ``IDENTITY_POOL`` onwards, deterministic from ``seed``, as the FFHQ-like database
+    shows people (camera, light, nuisance and how far expressions stray from their prototypes), or as ``style``'s
+    database does: the same people (the population's ranges are drawn from the style too)."""
 
     seed: int
     image_size: int
+    style: str = "ffhq"
 
     def frames(self, people: Sequence[int], renders: int) -> np.ndarray:
         """``renders`` RGB frames of each person (P, R, H, W, 3): random expression, intensity, pose, light."""
-        style = STYLES["ffhq"]
+        style = STYLES[self.style]
         rng = np.random.default_rng([self.seed, len(people), renders])
         index = np.repeat(np.asarray(people) + IDENTITY_POOL, renders)
         ids = sample_identities(self.seed, index, skin=style.skin, age=style.age)
@@ -49,7 +52,7 @@ class WorldPeople:
 
     def apexes(self, people: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """``expressions`` (P, 7, H, W, 3) and the action-unit intensities each frame was rendered with (P, 7, A)."""
-        style, k = STYLES["ffhq"], 1 + len(EMOTIONS)
+        style, k = STYLES[self.style], 1 + len(EMOTIONS)
         rng = np.random.default_rng([self.seed, len(people), k])
         ids = sample_identities(self.seed, np.asarray(people) + IDENTITY_POOL, skin=style.skin, age=style.age)
         ids = take(ids, np.repeat(np.arange(len(people)), k))
@@ -68,7 +71,7 @@ class WorldPeople:
         combinations), half a random set of action units (each present with probability 0.3 at a
         random intensity), so that a regressor learns each unit, not only the prototypes' sets.
         """
-        style = STYLES["ffhq"]
+        style = STYLES[self.style]
         rng = np.random.default_rng([self.seed, len(people), renders, 2])
         index = np.repeat(np.asarray(people) + IDENTITY_POOL, renders)
         ids = sample_identities(self.seed, index, skin=style.skin, age=style.age)
@@ -82,7 +85,7 @@ class WorldPeople:
     def portraits(self, people: Sequence[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Each person as the FFHQ-like database shows people (near-neutral, aligned; (P, H, W, 3)), and what the
         renderer drew them with: skin ``tone`` (0 light .. 1 dark), ``age`` (0 child .. 1 elderly), ``hair`` name."""
-        style = STYLES["ffhq"]
+        style = STYLES[self.style]
         rng = np.random.default_rng([self.seed, len(people), 3])
         ids = sample_identities(self.seed, np.asarray(people) + IDENTITY_POOL, skin=style.skin, age=style.age)
         labels = list(rng.choice(list(ALL_LABELS), len(people)))
