@@ -64,9 +64,12 @@ def _same_settings(command: str, args: argparse.Namespace) -> str:
 
 
 def _cmd_clean_cache(cfg: Config, args: argparse.Namespace) -> int:
+    from .config import InputError
     from .inputs import check_inputs, configured_databases
     from .stale_cache import remove_stale, stale_folders
 
+    if not cfg.path(cfg.data.cache).is_dir():  # a mistyped path must not read as "nothing stale"
+        raise InputError(f"data.cache: {cfg.path(cfg.data.cache)} is not a folder: no crop cache to clean there")
     checks, _ = check_inputs(cfg, configured_databases(cfg))
     stale = stale_folders(cfg, checks)
     removed = remove_stale(stale, cfg.path(cfg.data.cache))

@@ -95,3 +95,10 @@ def test_a_folder_of_files_read_from_elsewhere_is_not_judged(cache, tmp_path, ca
     (cache["stale"] / "meta.json").write_text(json.dumps(meta | {"files": moved}))
     cli.main(_args("check", tmp_path))
     assert "crop cache: no stale folder" in capsys.readouterr().out
+
+
+def test_clean_cache_on_a_mistyped_cache_path_says_so_rather_than_nothing_stale(tmp_path, capsys) -> None:
+    from fer_utils.cli import main
+    missing = tmp_path / "no_such_cache"
+    assert main(["clean-cache", "--preset", "quick", "--set", f"data.cache={missing}"]) == 2
+    assert f"data.cache: {missing} is not a folder" in capsys.readouterr().err
