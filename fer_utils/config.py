@@ -198,6 +198,7 @@ class TrainConfig(Checked):
     patience: int = 5
     seed: int = 0
     precision: str = "auto"  # auto = bf16 autocast where the device has bf16 units (GPU, AVX512-BF16), else fp32
+    must_improve: bool = True  # a run that never validates below its untrained weights fails (engine.member_failure)
 
 
 @dataclass(frozen=True)

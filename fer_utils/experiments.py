@@ -282,7 +282,11 @@ def _train_missing(cfg: Config, experiment: str, ratio: int, splits: dict[str, F
                 save_model(result.model, params["model"], paths[result.seed].with_suffix(".safetensors"))
                 fit_info = {"best_epoch": result.best_epoch, "stopped_epoch": result.stopped_epoch,
                             "seconds": result.seconds, "img_per_s": result.img_per_s, "members": len(group),
-                            "precision": result.precision, "threads": torch.get_num_threads()}
+                            "precision": result.precision, "threads": torch.get_num_threads(),
+                            "untrained_val_loss": result.untrained_val_loss, "improved": result.improved}
+                if not result.improved:  # kept only under train.must_improve false: said, never silent
+                    print(f"{paths[result.seed].stem}: kept though no epoch validated below its untrained "
+                          f"weights ({result.untrained_val_loss:.6g}): train.must_improve is false")
                 save_run(folder.parent, experiment, paths[result.seed].stem, params, result.seed, data["splits"],
                          metrics, result.history, fit_info, data_sources(tests) | notes, ident)
                 done[result.seed] = finished_run(paths[result.seed], ident)

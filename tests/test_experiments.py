@@ -424,6 +424,24 @@ def test_a_diverged_member_is_named_and_never_saved_as_finished(cfg, monkeypatch
     assert trained == [(0,), (1,), (1,)]  # the diverged seed is not counted as done
 
 
+def test_a_run_that_never_improved_on_its_untrained_weights_is_not_saved(cfg, monkeypatch, capsys) -> None:
+    """lr 1e-30: no epoch validates below the untrained weights. Under ``train.must_improve`` (the default and paper
+    presets) the run fails with one line and leaves no record (issue 37 #1); with it false (the quick preset) the run
+    is kept, and both its record and a printed line say it never improved."""
+    strict = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=1e-30, must_improve=True))
+    with pytest.raises(TrainingFailed) as info:
+        experiments.run_experiment(strict, "real", progress=False)
+    assert re.fullmatch(r"train real k=0 seed 0: validation loss never came below the untrained weights' \(\S+\) in "
+                        r"2 epoch\(s\): best \S+ at epoch \d; train longer \(train.epochs, now 2\) or change "
+                        r"train.lr \(now 1e-30\)", str(info.value))
+    assert not list((cfg.path(cfg.results_dir) / "real").glob("*.json"))
+    lenient = dataclasses.replace(strict, train=dataclasses.replace(strict.train, must_improve=False))
+    (run,) = experiments.run_experiment(lenient, "real", progress=False)
+    record = json.loads(run.path.read_text())
+    assert record["fit"]["improved"] is False and record["fit"]["untrained_val_loss"] <= min(run.history["val_loss"])
+    assert "real-seed0: kept though no epoch validated below its untrained weights" in capsys.readouterr().out
+
+
 def test_a_sweep_reports_a_diverged_configuration_and_goes_on(cfg, capsys) -> None:
     """In a sweep the diverged configuration is one failure line; the sweep still ends (issue 37 #1)."""
     from fer_utils import sweep
