@@ -16,6 +16,17 @@ from .benchmarks import available as available_benchmarks
 from .config import EXECUTORS, EXPERIMENTS, PRESETS, Config, InputError, load_config, parse_override
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1, refused by argparse with the value named otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _config(args: argparse.Namespace) -> Config:
     """Build the run's config from ``--preset`` and ``--set`` flags."""
     overrides = dict(parse_override(text) for text in args.set)
@@ -142,12 +153,15 @@ def _cmd_criterion(cfg: Config, args: argparse.Namespace) -> int:
     gan_data = not args.skip_quality or args.controls  # the judge's faces; StarGAN on the world's identities
     prepare_inputs(cfg, [*EXPERIMENT_DATABASES, *(GAN_DATABASES if gan_data else [])], weights=True)
     people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's and the AU regressor's people
-    record = candidate_record(cfg, people, quality=not args.skip_quality)
+    seeds = tuple(range(cfg.train.seed, cfg.train.seed + args.seeds))
+    record = candidate_record(cfg, people, quality=not args.skip_quality, seeds=seeds)
     print(criterion_table(record))
     if args.controls:
-        from .criterion_controls import controls_table, teaching_controls
-        record["controls"] = teaching_controls(cfg, people)
+        from .criterion_controls import controls_table, step_differences, steps_table, teaching_controls
+        record["controls"] = teaching_controls(cfg, people, seeds=seeds)
+        record["steps"] = step_differences(record["controls"], record["teaching"])
         print(controls_table(record["controls"], record["teaching"]))
+        print(steps_table(record["steps"]))
     for path in record_criterion(record, record["teaching"]["weights"]):
         print(f"recorded in {path}")
     return 0
@@ -284,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "would teach), the candidate's neutral faces under six labels (chance), the candidate "
                         "StarGAN on world identities (what StyleGAN2's identities cost) and StarGAN's own training "
                         "faces (what its data teach); minutes each")
+    p.add_argument("--seeds", type=_at_least_one, default=1, metavar="N",
+                   help="training seeds per arm, from train.seed on (default 1); with 2 or more the intervals "
+                        "include the seeds' spread")
     p.set_defaults(func=_cmd_criterion)
 
     p = sub.add_parser("generate", parents=[common],

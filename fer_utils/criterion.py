@@ -17,7 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from . import uncertainty
 from .config import Config
+from .emotions import EMOTIONS
+from .engine import TrainingFailed
 from .experiments import RunResult, run_experiment, score
 from .gan.generate import generate_database
 from .gan.motion import ActingPeople
@@ -47,36 +52,76 @@ def validation_faces(cfg: Config) -> FaceSet:
     return real_splits(cfg)["val"]
 
 
-def teaching_criterion(cfg: Config) -> dict[str, Any]:
+def teaching_criterion(cfg: Config, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Synthetic-only (experiment 2) and real-only (experiment 1) accuracy on the real validation subjects.
 
     Args:
         cfg: the candidate's weights (``generate.stylegan2_weights``, ``generate.stargan_weights``), the data
             (prepared: the world written, the crops cached) and the training recipe, as experiment 2 reads them.
+        seeds: training seeds (default ``train.seed`` alone); with two or more the intervals include their spread.
     """
     candidate, weights = candidate_config(cfg)
     generate_database(candidate, units=UNITS, progress=False)
-    return taught(candidate, cfg) | {"weights": weights}
+    return taught(candidate, cfg, seeds) | {"weights": weights}
 
 
-def taught(arm: Config, cfg: Config) -> dict[str, Any]:
+def taught(arm: Config, cfg: Config, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
     """What the generated unit of ``arm`` (``data.generated``, its own ``results_dir``) teaches: experiment 2's CNN
-    trained on it, beside experiment 1's (``cfg``'s real faces only), both scored on the real validation subjects."""
-    runs = {"synthetic_only": run_experiment(arm, "synth", ratio=UNITS)[0], "real_only": run_experiment(cfg, "real")[0]}
+    trained on it, beside experiment 1's (``cfg``'s real faces only), both scored on the real validation subjects,
+    one run per seed, with intervals over validation subjects and seeds (``fer_utils.uncertainty``).
+
+    A synthetic-only run that never validates below its untrained weights (on its own generated validation
+    identities) is failed by the engine, as every run is: those faces taught that seed nothing it could learn, so
+    the record names it under ``failures`` rather than scoring untrained weights; with every seed failed
+    ``synthetic_only`` is None.
+    """
+    seeds = tuple(seeds or (cfg.train.seed,))
     val = validation_faces(cfg)
-    scored = {name: _validation_score(run, val, cfg.device) for name, run in runs.items()}
-    return {"criterion": "synthetic-only accuracy on the real validation subjects (experiment 2, k = 1)",
-            "target": TARGET, **{name: s["accuracy"] for name, s in scored.items()},
-            "per_class": {name: s["per_class"] for name, s in scored.items()},
-            "validation_faces": len(val), "validation_subjects": sorted(set(val.subjects.tolist())),
-            "runs": {name: str(run.path) for name, run in runs.items()}, "preset": cfg.preset}
+    runs = {"real_only": run_experiment(cfg, "real", seeds=seeds)}
+    synthetic, failures = [], {}
+    for seed in seeds:
+        try:
+            synthetic += run_experiment(arm, "synth", ratio=UNITS, seed=seed)
+        except TrainingFailed as exc:
+            failures[str(seed)] = str(exc)
+    runs["synthetic_only"] = synthetic
+    record = {"criterion": "synthetic-only accuracy on the real validation subjects (experiment 2, k = 1)",
+              "target": TARGET, "seeds": list(seeds), "failures": failures, "validation_faces": len(val),
+              "validation_subjects": sorted(set(val.subjects.tolist())), "preset": cfg.preset,
+              "per_class": {}, "per_seed": {}, "by_subject": {}, "runs": {}}
+    for name in ("synthetic_only", "real_only"):
+        scored = [_validation_score(run, val, cfg.device) for run in runs[name]]
+        estimate = uncertainty.accuracy([s["by_subject"] for s in scored]) if scored else None
+        record[name] = estimate.value if estimate else None
+        record[f"{name}_interval"] = [estimate.low, estimate.high] if estimate else None
+        record["per_class"][name] = ({c: float(np.mean([s["per_class"][c] for s in scored])) for c in EMOTIONS}
+                                     if scored else None)
+        record["per_seed"][name] = {str(run.seed): s["accuracy"] for run, s in zip(runs[name], scored)}
+        record["by_subject"][name] = [s["by_subject"] for s in scored]
+        record["runs"][name] = [str(run.path) for run in runs[name]]
+    return record
+
+
+def synthetic_only_text(taught_record: dict[str, Any]) -> str:
+    """The criterion's reading: the accuracy with its interval and seeds, and any seed whose run learned nothing."""
+    seeds, failed = len(taught_record["seeds"]), len(taught_record["failures"])
+    if taught_record["synthetic_only"] is None:
+        return f"learned nothing ({seeds_text(failed)}: no epoch validated below the untrained weights)"
+    low, high = taught_record["synthetic_only_interval"]
+    text = f"{taught_record['synthetic_only']:.1%} [{low:.1%}, {high:.1%}] ({seeds_text(seeds - failed)})"
+    return text + (f"; {seeds_text(failed)} learned nothing" if failed else "")
+
+
+def seeds_text(n: int) -> str:
+    """``1 seed``, ``3 seeds``."""
+    return f"{n} seed{'s' * (n != 1)}"
 
 
 def _validation_score(run: RunResult, val: FaceSet, device: str) -> dict[str, Any]:
-    """A kept run's CNN scored on the validation faces: accuracy and per-class recall."""
+    """A kept run's CNN scored on the validation faces: accuracy, per-class recall and per-subject counts."""
     metrics = score(load_model(run.path.with_suffix(".safetensors")), {"val": val}, device)["val"]
     recall = {name: c["recall"] for name, c in metrics["per_class"].items()}
-    return {"accuracy": metrics["accuracy"], "per_class": recall}
+    return {"accuracy": metrics["accuracy"], "per_class": recall, "by_subject": metrics["by_subject"]}
 
 
 def record_criterion(record: dict[str, Any], weights: dict[str, dict[str, str]]) -> list[Path]:
@@ -98,10 +143,11 @@ def record_criterion(record: dict[str, Any], weights: dict[str, dict[str, str]])
     return written
 
 
-def candidate_record(cfg: Config, people: ActingPeople, quality: bool = True) -> dict[str, Any]:
+def candidate_record(cfg: Config, people: ActingPeople, quality: bool = True,
+                     seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
     """The criterion and what stands beside it: the quality measures (``gan.quality``, with the moved-features
     measure), or with ``quality`` False the moved-features measure alone (no judging CNN to train)."""
-    record = {"teaching": teaching_criterion(cfg)}
+    record = {"teaching": teaching_criterion(cfg, seeds)}
     pipe, _ = load_pipeline(cfg)
     if quality:
         record["quality"] = measure_quality(cfg, pipe, people)
@@ -115,8 +161,9 @@ def criterion_table(record: dict[str, Any]) -> str:
     t = record["teaching"]
     motion = record.get("motion") or record["quality"]["motion"]
     rows = [("synthetic-only on the real validation subjects (the criterion)", f">= {t['target']:.0%}",
-             f"{t['synthetic_only']:.1%} ({t['validation_faces']} faces of {len(t['validation_subjects'])} subjects)"),
-            ("real-only on the same subjects", "—", f"{t['real_only']:.1%}")]
+             f"{synthetic_only_text(t)} ({t['validation_faces']} faces of {len(t['validation_subjects'])} subjects)"),
+            ("real-only on the same subjects", "—",
+             f"{t['real_only']:.1%} [{t['real_only_interval'][0]:.1%}, {t['real_only_interval'][1]:.1%}]")]
     for name, m in motion["generated"].items():
         pos, neg = motion["positive_control"][name], motion["negative_control"][name]
         rows.append((f"{name}: fraction of the world's apex motion (share of faces read as moved)",

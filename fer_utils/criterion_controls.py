@@ -10,6 +10,9 @@ machinery, fed other faces, splits the gap between what generated and real faces
 - ``world apexes, AffectNet-like style``: the same persons at the same apexes in the AffectNet-like world's
   camera, light, pose, occluders, blur and expression variability: beside the positive control, what that
   style costs; beside ``StarGAN's training faces``, what its labels (intensities, ambiguity) cost;
+- ``world apexes, AffectNet-like style and intensities``: those faces again, each expression at an intensity drawn
+  from 0.3 to 1.0 as the AffectNet-like database's labelled faces are: beside the arm above, what those
+  intensities cost; beside ``StarGAN's training faces``, what is left (other persons per expression, JPEG);
 - negative control, ``neutral under six labels``: the candidate's own neutral sources filed under all six
   expressions, so that no class differs from another: faces that move nothing must teach nothing (chance);
 - ``StarGAN on world identities``: the world's FFHQ-like faces (what StyleGAN2 learned from) translated by
@@ -34,8 +37,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from . import uncertainty
 from .config import Config, DataError
-from .criterion import taught
+from .criterion import synthetic_only_text, taught
 from .emotions import EMOTIONS
 from .gan.data import STARGAN_DOMAINS, gan_faces
 from .gan.generate import IDENTITIES_PER_UNIT, split_of, subject_name
@@ -43,6 +47,7 @@ from .gan.motion import ActingPeople
 from .gan.pipeline import Pipeline, latents, load_pipeline
 from .report import markdown_table
 
+AFFECTNET_INTENSITY = (0.3, 1.0)  # how intensely the AffectNet-like labelled faces act (writers.affectnet_job)
 FIRST_PERSON = 100_000  # the positive control's people: past those the identity check and the AU regressor fit on
 CHANCE = 1 / len(EMOTIONS)
 
@@ -58,6 +63,12 @@ def world_apexes(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarra
 def world_apexes_affectnet_style(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
     """The positive control's persons and apexes in the AffectNet-like style (``people`` a ``WorldPeople``)."""
     return world_apexes(cfg, pipe, dataclasses.replace(people, style="affectnet"))
+
+
+def world_apexes_affectnet_intensities(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """The AffectNet-like style arm's persons, each expression at an intensity drawn as the AffectNet-like
+    database's labels are (``AFFECTNET_INTENSITY``)."""
+    return world_apexes(cfg, pipe, dataclasses.replace(people, style="affectnet", apex_intensity=AFFECTNET_INTENSITY))
 
 
 def neutral_under_six_labels(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
@@ -85,6 +96,7 @@ def stargan_training_faces(cfg: Config, pipe: Pipeline, people: ActingPeople) ->
 
 ARMS: dict[str, Callable[[Config, Pipeline, ActingPeople], np.ndarray]] = {
     "world apexes": world_apexes, "world apexes, AffectNet-like style": world_apexes_affectnet_style,
+    "world apexes, AffectNet-like style and intensities": world_apexes_affectnet_intensities,
     "neutral under six labels": neutral_under_six_labels,
     "StarGAN on world identities": stargan_on_world_identities, "StarGAN's training faces": stargan_training_faces}
 
@@ -124,8 +136,9 @@ def arm_config(cfg: Config, arm: str) -> Config:
                                data=dataclasses.replace(cfg.data, generated=str(folder / "generated")))
 
 
-def teaching_controls(cfg: Config, people: ActingPeople, arms: tuple[str, ...] = tuple(ARMS)) -> dict[str, Any]:
-    """What each arm's faces teach on the real validation subjects (``criterion.taught``), by arm.
+def teaching_controls(cfg: Config, people: ActingPeople, arms: tuple[str, ...] = tuple(ARMS),
+                      seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """What each arm's faces teach on the real validation subjects (``criterion.taught``, one run per seed), by arm.
 
     A run is reused while its faces hash the same (``fer_utils.identity``), so a rerun only rewrites the PNGs.
     """
@@ -134,18 +147,57 @@ def teaching_controls(cfg: Config, people: ActingPeople, arms: tuple[str, ...] =
     for arm in arms:
         arm_cfg = arm_config(cfg, arm)
         write_unit(Path(arm_cfg.data.generated), ARMS[arm](cfg, pipe, people))
-        out[arm] = taught(arm_cfg, cfg)
+        out[arm] = taught(arm_cfg, cfg, seeds)
     return out
 
 
 def controls_table(controls: dict[str, Any], candidate: dict[str, Any] | None = None) -> str:
-    """Markdown: each arm's synthetic-only accuracy on the validation subjects, per class, beside real-only."""
+    """Markdown: each arm's synthetic-only accuracy on the validation subjects (mean over seeds, 95 % interval over
+    subjects and seeds), per class, beside real-only."""
     rows = []
-    for arm, t in [*controls.items(), *([("the candidate", candidate)] if candidate else [])]:
-        per_class = ", ".join(f"{name} {v:.0%}" for name, v in t["per_class"]["synthetic_only"].items())
-        rows.append((arm, f"{t['synthetic_only']:.1%}", per_class))
+    for arm, t in [*controls.items(), *([(CANDIDATE, candidate)] if candidate else [])]:
+        per_class = ", ".join(f"{name} {v:.0%}" for name, v in (t["per_class"]["synthetic_only"] or {}).items())
+        rows.append((arm, synthetic_only_text(t), per_class or "—"))
     real = next(iter(controls.values()))
-    rows.append(("real faces only (experiment 1)", f"{real['real_only']:.1%}",
+    low, high = real["real_only_interval"]
+    rows.append(("real faces only (experiment 1)", f"{real['real_only']:.1%} [{low:.1%}, {high:.1%}]",
                  ", ".join(f"{name} {v:.0%}" for name, v in real["per_class"]["real_only"].items())))
     return markdown_table(("trained on (one unit, experiment 2's recipe)", "real validation subjects", "per class"),
                           rows) + f"\n\nChance is {CHANCE:.1%}."
+
+
+CANDIDATE = "the candidate"
+# Each step from a perfect generator down to the candidate, and what the step prices (docs/generators.md).
+STEPS = (("world apexes", "world apexes, AffectNet-like style", "the AffectNet-like style"),
+         ("world apexes, AffectNet-like style", "world apexes, AffectNet-like style and intensities",
+          "the AffectNet-like labels' intensities"),
+         ("world apexes, AffectNet-like style and intensities", "StarGAN's training faces",
+          "the rest of StarGAN's data (another person per expression, JPEG)"),
+         ("StarGAN's training faces", "StarGAN on world identities", "StarGAN against its own data"),
+         ("StarGAN on world identities", CANDIDATE, "StyleGAN2's identities against the world's"))
+
+
+def step_differences(controls: dict[str, Any], candidate: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Each ``STEPS`` difference whose two arms were measured: the accuracy lost (``uncertainty.difference``: seeds
+    unpaired, validation subjects paired) with Holm's adjustment over the steps measured, and its reading."""
+    arms = controls | ({CANDIDATE: candidate} if candidate else {})
+    steps = [(a, b, what) for a, b, what in STEPS
+             if a in arms and b in arms and arms[a]["synthetic_only"] is not None
+             and arms[b]["synthetic_only"] is not None]
+    runs = {arm: arms[arm]["by_subject"]["synthetic_only"] for step in steps for arm in step[:2]}
+    estimates = [uncertainty.difference(runs[a], runs[b]) for a, b, _ in steps]
+    adjusted = uncertainty.holm([e.p_value for e in estimates]) if estimates else []
+    out = []
+    for (a, b, what), e, p in zip(steps, estimates, adjusted):
+        verdict = ("costs" if e.value > 0 else "gains") if p < 0.05 else "no verdict"
+        out.append({"from": a, "to": b, "prices": what, "difference": e.value, "interval": [e.low, e.high],
+                    "p_holm": p, "seeds": e.seeds_text(), "reading": verdict})
+    return out
+
+
+def steps_table(steps: list[dict[str, Any]]) -> str:
+    """Markdown: what each step costs, its interval and Holm-adjusted p, and the reading."""
+    rows = [(s["prices"], f"{s['from']} → {s['to']}",
+             f"{100 * s['difference']:+.1f} pts [{100 * s['interval'][0]:+.1f}, {100 * s['interval'][1]:+.1f}]",
+             f"{s['p_holm']:.3g}", s["reading"]) for s in steps]
+    return markdown_table(("step", "arms", "accuracy lost (95 % interval)", "p (Holm)", "reading"), rows)

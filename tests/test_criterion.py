@@ -44,8 +44,9 @@ def fake_experiments(tmp_path, monkeypatch):
     monkeypatch.setattr(criterion, "generate_database", lambda cfg, units, progress: None)
     monkeypatch.setattr(criterion, "load_model", lambda path: Recorder(seen))
 
-    def run(cfg, experiment, ratio=0):
-        return [RunResult(experiment, ratio, 0, experiment, tmp_path / experiment / "run.json", {}, {})]
+    def run(cfg, experiment, ratio=0, seed=None, seeds=None):
+        return [RunResult(experiment, ratio, s, experiment, tmp_path / experiment / f"run{s}.json", {}, {})
+                for s in ((seed,) if seed is not None else seeds)]
 
     monkeypatch.setattr(criterion, "run_experiment", run)
     cfg = load_config("quick", {"results_dir": str(tmp_path / "results"), "device": "cpu"})
@@ -67,14 +68,50 @@ def test_a_planted_test_subject_face_never_reaches_the_criterion(fake_experiment
 
 def test_the_criterion_scores_both_runs_on_the_same_validation_faces_and_keeps_the_candidate_apart(fake_experiments):
     cfg, _, seen = fake_experiments
-    record = criterion.teaching_criterion(cfg)
+    record = criterion.teaching_criterion(cfg, seeds=(0, 1, 2))
     val = preprocess.real_splits(cfg)["val"]
-    assert len(seen) == 2 and all(torch.equal(x, seen[0]) for x in seen)  # one batch each, the same faces
+    assert len(seen) == 6 and all(torch.equal(x, seen[0]) for x in seen)  # one batch each, the same faces
     assert record["validation_faces"] == len(val) == len(seen[0])
     assert set(record) >= {"synthetic_only", "real_only", "target", "per_class", "weights", "preset"}
+    low, high = record["synthetic_only_interval"]
+    assert low <= record["synthetic_only"] <= high and record["seeds"] == [0, 1, 2]
+    assert [sum(c for c, _ in counts.values()) for counts in record["by_subject"]["real_only"]] == [
+        round(acc * len(val)) for acc in record["per_seed"]["real_only"].values()]
     candidate, weights = criterion.candidate_config(cfg)
     folder = f"{cfg.results_dir}/criterion/{weights['stylegan2']['sha256'][:12]}-{weights['stargan']['sha256'][:12]}"
     assert candidate.results_dir == folder and candidate.data.generated == f"{folder}/generated"
+
+
+def test_faces_that_teach_nothing_learnable_are_recorded_as_such_not_scored_untrained(fake_experiments, monkeypatch):
+    """The engine fails a run that never validates below its untrained weights (issue 37); the criterion records
+    that line instead of an accuracy, and still scores real-only; a failed real-only run is not swallowed."""
+    from fer_utils.engine import TrainingFailed
+    cfg, _, seen = fake_experiments
+    line = "train synth k=1 seed 0: validation loss never came below the untrained weights' (1.79176) in 20 epoch(s)"
+    trained = criterion.run_experiment
+
+    def synth_fails(run_cfg, experiment, ratio=0, seed=None, seeds=None):
+        if experiment == "synth" and seed == 1:
+            raise TrainingFailed(line)
+        return trained(run_cfg, experiment, ratio, seed, seeds)
+
+    monkeypatch.setattr(criterion, "run_experiment", synth_fails)
+    record = criterion.teaching_criterion(cfg, seeds=(0, 1))
+    assert record["failures"] == {"1": line} and list(record["per_seed"]["synthetic_only"]) == ["0"]
+    assert list(record["per_seed"]["real_only"]) == ["0", "1"]
+    assert criterion.synthetic_only_text(record).endswith("(1 seed); 1 seed learned nothing")
+    seen.clear()
+    record = criterion.teaching_criterion(cfg, seeds=(1,))
+    assert record["synthetic_only"] is None and record["synthetic_only_interval"] is None
+    assert len(seen) == 1 and record["runs"]["synthetic_only"] == [] and record["real_only"] is not None
+    assert criterion.synthetic_only_text(record).startswith("learned nothing (1 seed:")
+
+    def real_fails(run_cfg, experiment, ratio=0, seed=None, seeds=None):
+        raise TrainingFailed(line.replace("synth k=1", "real k=0"))
+
+    monkeypatch.setattr(criterion, "run_experiment", real_fails)
+    with pytest.raises(TrainingFailed):
+        criterion.teaching_criterion(cfg)
 
 
 def test_the_record_goes_into_the_candidates_provenance(tmp_path, monkeypatch):

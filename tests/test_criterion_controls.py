@@ -35,6 +35,7 @@ class FakePeople:
     """Records which persons it rendered, in which style."""
 
     style: str = "ffhq"
+    apex_intensity: tuple = (1.0, 1.0)
     asked: list = dataclasses.field(default_factory=list)
 
     def expressions(self, people):
@@ -94,14 +95,15 @@ def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch
     monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (
         np.zeros((7 * 200, SIDE, SIDE, 3), np.uint8), np.arange(7 * 200) % 7))
     monkeypatch.setattr(criterion_controls, "write_unit", lambda root, faces: seen.append((root, faces.shape)))
-    monkeypatch.setattr(criterion_controls, "taught", lambda arm, cfg: {"results_dir": arm.results_dir,
-                                                                         "real_results_dir": cfg.results_dir})
+    monkeypatch.setattr(criterion_controls, "taught", lambda arm, cfg, seeds: {
+        "results_dir": arm.results_dir, "real_results_dir": cfg.results_dir, "seeds": seeds})
     cfg = _cfg(tmp_path)
-    out = criterion_controls.teaching_controls(cfg, FakePeople())
+    out = criterion_controls.teaching_controls(cfg, FakePeople(), seeds=(0, 1))
     assert list(out) == list(criterion_controls.ARMS)
     for arm, record in out.items():
         assert record["results_dir"].endswith(f"criterion/controls/{criterion_controls.arm_folder(arm)}")
         assert record["real_results_dir"] == cfg.results_dir  # real-only is experiment 1's own run
+        assert record["seeds"] == (0, 1)
     assert all(shape[:2] == (IDENTITIES_PER_UNIT, len(EMOTIONS)) for _, shape in seen)
 
 
@@ -120,6 +122,24 @@ def test_the_controls_prepare_the_worlds_identities_before_any_work(monkeypatch,
     monkeypatch.setattr(inputs, "prepare_inputs", prepare)
     assert cli.main(["criterion", "--preset", "quick", *flags]) == 2
     assert ("ffhq" in asked) == gan_data
+
+
+@pytest.mark.parametrize("value, why", [("0", "0 is less than 1"), ("two", "'two' is not a whole number")])
+def test_criterion_seeds_must_be_a_whole_number_of_at_least_one(capsys, value, why):
+    from fer_utils import cli
+    with pytest.raises(SystemExit) as info:
+        cli.main(["criterion", "--preset", "quick", "--seeds", value])
+    assert info.value.code == 2 and f"argument --seeds: {why}" in capsys.readouterr().err
+
+
+def test_criterion_seeds_run_from_train_seed_on(monkeypatch):
+    from fer_utils import cli, criterion, inputs
+    asked = []
+    monkeypatch.setattr(inputs, "prepare_inputs", lambda cfg, databases, weights: None)
+    monkeypatch.setattr(criterion, "candidate_record", lambda cfg, people, quality, seeds: asked.append(seeds) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["criterion", "--preset", "quick", "--skip-quality", "--seeds", "3", "--set", "train.seed=4"])
+    assert asked == [(4, 5, 6)]
 
 
 def test_stargans_training_faces_are_filed_by_their_own_labels_and_a_short_class_is_named(tmp_path, monkeypatch):
@@ -150,3 +170,58 @@ def test_world_people_in_another_style_are_the_same_people_in_that_databases_cam
     affectnet = WorldPeople(0, 64, "affectnet").expressions([0, 1])
     assert ffhq.shape == affectnet.shape and not np.array_equal(ffhq, affectnet)
     assert np.array_equal(ffhq, WorldPeople(0, 64, "ffhq").expressions([0, 1]))  # the default is the FFHQ-like style
+
+
+def test_the_intensities_arm_renders_the_style_arms_people_at_the_affectnet_like_labels_intensities(tmp_path,
+                                                                                                monkeypatch):
+    seen = []
+    monkeypatch.setattr(criterion_controls, "world_apexes", lambda cfg, pipe, people: seen.append(people) or "faces")
+    arm = criterion_controls.ARMS["world apexes, AffectNet-like style and intensities"]
+    assert arm(_cfg(tmp_path), FakePipe(), FakePeople()) == "faces"
+    assert seen == [FakePeople(style="affectnet", apex_intensity=criterion_controls.AFFECTNET_INTENSITY)]
+
+
+def test_the_arms_intensities_are_those_the_affectnet_like_database_draws():
+    """The arm prices the AffectNet-like labels' intensities only while it draws the same ones as the world's writer."""
+    import inspect
+
+    from fer_utils.facegen import writers
+    low, high = criterion_controls.AFFECTNET_INTENSITY
+    assert f"intensity = rng.uniform({low}, {high}, len(index))" in inspect.getsource(writers.affectnet_job)
+
+
+def test_weaker_apexes_show_the_same_people_in_the_same_view_acting_less():
+    from fer_utils.facegen.people import WorldPeople
+    full, full_aus = WorldPeople(0, 64, "affectnet").apexes(range(8))
+    weak, weak_aus = WorldPeople(0, 64, "affectnet", apex_intensity=(0.3, 1.0)).apexes(range(8))
+    assert np.array_equal(full[:, 0], weak[:, 0]) and np.array_equal(full_aus[:, 0], weak_aus[:, 0])  # neutral alike
+    assert not np.array_equal(full[:, 1:], weak[:, 1:])
+    assert np.abs(weak_aus[:, 1:]).sum() < 0.9 * np.abs(full_aus[:, 1:]).sum()
+    same, _ = WorldPeople(0, 64, "affectnet", apex_intensity=(1.0, 1.0)).apexes(range(8))
+    assert np.array_equal(full, same)
+
+
+def _arm_record(hits_per_seed: list[list[int]], faces: int = 18) -> dict:
+    """A taught() record whose synthetic-only runs got ``hits`` of ``faces`` right per subject, one list per seed."""
+    counts = [{f"s{j}": [h, faces] for j, h in enumerate(hits)} for hits in hits_per_seed]
+    acc = float(np.mean([sum(h) / (faces * len(h)) for h in hits_per_seed]))
+    return {"synthetic_only": acc, "by_subject": {"synthetic_only": counts}}
+
+
+def test_a_step_reads_as_a_cost_only_when_its_holm_adjusted_interval_excludes_zero():
+    """Steps are read from their differences (seeds unpaired, subjects paired), Holm over the steps measured: a
+    large drop reads "costs", a drop inside the noise "no verdict"; an arm not measured drops its steps."""
+    rng = np.random.default_rng(0)
+    low_hits = [rng.integers(2, 6, 10) for _ in range(3)]
+    high = _arm_record([list(rng.integers(14, 18, 10)) for _ in range(3)])
+    low = _arm_record([list(h) for h in low_hits])
+    near = _arm_record([list(np.clip(h + rng.integers(-1, 2, 10), 0, 18)) for h in low_hits])
+    controls = {"world apexes": high, "world apexes, AffectNet-like style": low,
+                "world apexes, AffectNet-like style and intensities": near}
+    steps = criterion_controls.step_differences(controls)
+    assert [s["reading"] for s in steps] == ["costs", "no verdict"]
+    assert steps[0]["difference"] > 0.5 and steps[0]["interval"][0] > 0 and steps[0]["p_holm"] < 0.05
+    assert steps[1]["interval"][0] < 0 < steps[1]["interval"][1] and steps[1]["p_holm"] >= 0.05
+    assert "the AffectNet-like style" in criterion_controls.steps_table(steps)
+    nothing = controls | {"world apexes, AffectNet-like style": {"synthetic_only": None}}
+    assert criterion_controls.step_differences(nothing) == []  # both steps touch the arm that learned nothing

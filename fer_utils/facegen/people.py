@@ -27,11 +27,14 @@ IDENTITY_POOL = 5_000_000  # first identity index; the world's databases draw be
 class WorldPeople:
     """Rendered people drawn from ``IDENTITY_POOL`` onwards, deterministic from ``seed``, as the FFHQ-like database
     shows people (camera, light, nuisance and how far expressions stray from their prototypes), or as ``style``'s
-    database does: the same people (the population's ranges are drawn from the style too)."""
+    database does: the same people (the population's ranges are drawn from the style too). ``apex_intensity``
+    bounds the intensity each of the six expressions is shown at (uniform): full apexes by default, (0.3, 1.0)
+    as the AffectNet-like database labels its faces."""
 
     seed: int
     image_size: int
     style: str = "ffhq"
+    apex_intensity: tuple[float, float] = (1.0, 1.0)
 
     def frames(self, people: Sequence[int], renders: int) -> np.ndarray:
         """``renders`` RGB frames of each person (P, R, H, W, 3): random expression, intensity, pose, light."""
@@ -60,8 +63,11 @@ class WorldPeople:
         view = {n: np.repeat(v, k, axis=0) for n, v in nuisance(style, len(people), shape, rng).items()}
         labels = ["neutral", *EMOTIONS] * len(people)
         nuisance(style, len(labels), shape, rng)  # render_style's own draw, which the view overrides: faces as before
-        aus = expression_aus(labels, np.ones(len(labels)), ids["au_gain"], rng, style.variability)
-        frames = render_style(style, ids, labels, np.ones(len(labels)), self.image_size, rng, aus=aus, **view)
+        # its own generator, so that full apexes (the default) render exactly the faces they always did
+        intensity = np.random.default_rng([self.seed, len(people), k, 4]).uniform(*self.apex_intensity, len(labels))
+        intensity[::k] = 1.0  # the neutral frame as it always was
+        aus = expression_aus(labels, intensity, ids["au_gain"], rng, style.variability)
+        frames = render_style(style, ids, labels, intensity, self.image_size, rng, aus=aus, **view)
         return frames.reshape(len(people), k, *frames.shape[1:]), aus.reshape(len(people), k, -1)
 
     def moving(self, people: Sequence[int], renders: int) -> tuple[np.ndarray, np.ndarray]:
