@@ -822,6 +822,21 @@ def test_a_diverged_run_leaves_no_record_and_a_rerun_with_a_sound_lr_equals_a_cl
     assert_same_runs(results / "real", clean_runs)
 
 
+def test_a_run_that_never_improved_leaves_no_record_and_a_rerun_equals_a_clean_run(tmp_path, clean_runs, monkeypatch):
+    """lr 1e-30 under ``train.must_improve``: the weights never move, no epoch validates below the untrained ones,
+    both members fail with one line and nothing is counted as done; the recipe's own run then trains both seeds
+    and ends as a clean run (issue 37 #1, the strict rule)."""
+    results = tmp_path / "results"
+    never = r"validation loss never came below the untrained weights' \(\S+\) in 3 epoch\(s\): best \S+ at epoch \d; "
+    with pytest.raises(T.TrainingFailed, match=rf"^train real k=0 seed 0: {never}.*; seed 1: {never}"):
+        run_classifier(results, **{"train.lr": 1e-30, "train.must_improve": True})
+    assert files(results / "real") == []
+    counting = Counting(monkeypatch)
+    run_classifier(results)
+    assert counting.fits == [(0,), (1,)]
+    assert_same_runs(results / "real", clean_runs)
+
+
 JOBS = {"preprocess": job_preprocess, "classifier": job_classifier, "gan": job_gan}
 
 
