@@ -20,7 +20,10 @@ machinery, fed other faces, splits the gap between what generated and real faces
   control, StarGAN's expressions;
 - ``StarGAN's training faces``: the labelled AffectNet(-like) faces StarGAN learns expressions from, 144 of
   each: what the best StarGAN could copy, in its own domain. Beside the positive control it says how far
-  StarGAN's data, before any GAN, teach the real databases' expressions.
+  StarGAN's data, before any GAN, teach the real databases' expressions;
+- ``StarGAN's training faces, strongest by valence and arousal``: of each expression's training faces, the 144
+  whose annotated (valence, arousal) lie farthest from neutral's (0, 0). Real AffectNet annotates both, so a
+  StarGAN could be trained on such a choice; beside the arm above, what that choice would give.
 
 Each arm writes unit 0 of a generated database under ``results_dir/criterion/controls/<arm>/`` and is scored
 by ``criterion.taught``, as a candidate is: the real validation subjects only.
@@ -41,7 +44,7 @@ from . import uncertainty
 from .config import Config, DataError
 from .criterion import synthetic_only_text, taught
 from .emotions import EMOTIONS
-from .gan.data import STARGAN_DOMAINS, gan_faces
+from .gan.data import STARGAN_DOMAINS, gan_faces, gan_samples
 from .gan.generate import IDENTITIES_PER_UNIT, split_of, subject_name
 from .gan.motion import ActingPeople
 from .gan.pipeline import Pipeline, latents, load_pipeline
@@ -87,18 +90,41 @@ def stargan_training_faces(cfg: Config, pipe: Pipeline, people: ActingPeople) ->
     """The first 144 faces of each expression in StarGAN's training list (N, 6, R, R, 3), filed as 144 "identities"
     (each a different person per expression: only the splits group them)."""
     faces, labels = gan_faces(cfg, "affectnet", labelled=True)
-    per_class = [np.flatnonzero(labels == STARGAN_DOMAINS.index(name))[:IDENTITIES_PER_UNIT] for name in EMOTIONS]
-    if short := {name: len(idx) for name, idx in zip(EMOTIONS, per_class) if len(idx) < IDENTITIES_PER_UNIT}:
+    return _per_expression(faces, labels, {name: np.flatnonzero(labels == STARGAN_DOMAINS.index(name))
+                                           for name in EMOTIONS})
+
+
+def stargan_training_faces_strongest(cfg: Config, pipe: Pipeline, people: ActingPeople) -> np.ndarray:
+    """As ``stargan_training_faces``, each expression's 144 faces farthest from neutral in (valence, arousal);
+    faces without both annotations are not chosen."""
+    faces, labels = gan_faces(cfg, "affectnet", labelled=True)
+    samples, _ = gan_samples(cfg, "affectnet", labelled=True)
+    if len(samples) != len(faces):
+        raise DataError(f"data.affectnet: {len(samples)} training faces listed but {len(faces)} cropped (unreadable "
+                        "images): their valence and arousal cannot be matched to the faces")
+    va = np.array([[s.extra.get("valence"), s.extra.get("arousal")] for s in samples], dtype=float)
+    strength = np.where(np.isnan(va).any(1), -np.inf, np.hypot(*np.nan_to_num(va).T))
+    chosen = {}
+    for name in EMOTIONS:
+        idx = np.flatnonzero((labels == STARGAN_DOMAINS.index(name)) & np.isfinite(strength))
+        chosen[name] = idx[np.argsort(-strength[idx], kind="stable")]
+    return _per_expression(faces, labels, chosen)
+
+
+def _per_expression(faces: np.ndarray, labels: np.ndarray, chosen: dict[str, np.ndarray]) -> np.ndarray:
+    """The first 144 of each expression's ``chosen`` faces as a unit (144, 6, R, R, 3); a short class is named."""
+    if short := {name: len(idx) for name, idx in chosen.items() if len(idx) < IDENTITIES_PER_UNIT}:
         raise DataError(f"data.affectnet has fewer than {IDENTITIES_PER_UNIT} training faces of "
                         + ", ".join(f"{name} ({n})" for name, n in short.items()))
-    return np.stack([faces[idx] for idx in per_class], axis=1)
+    return np.stack([faces[chosen[name][:IDENTITIES_PER_UNIT]] for name in EMOTIONS], axis=1)
 
 
 ARMS: dict[str, Callable[[Config, Pipeline, ActingPeople], np.ndarray]] = {
     "world apexes": world_apexes, "world apexes, AffectNet-like style": world_apexes_affectnet_style,
     "world apexes, AffectNet-like style and intensities": world_apexes_affectnet_intensities,
     "neutral under six labels": neutral_under_six_labels,
-    "StarGAN on world identities": stargan_on_world_identities, "StarGAN's training faces": stargan_training_faces}
+    "StarGAN on world identities": stargan_on_world_identities, "StarGAN's training faces": stargan_training_faces,
+    "StarGAN's training faces, strongest by valence and arousal": stargan_training_faces_strongest}
 
 
 def write_unit(root: Path, faces: np.ndarray) -> Path:
@@ -173,6 +199,8 @@ STEPS = (("world apexes", "world apexes, AffectNet-like style", "the AffectNet-l
           "the AffectNet-like labels' intensities"),
          ("world apexes, AffectNet-like style and intensities", "StarGAN's training faces",
           "the rest of StarGAN's data (another person per expression, JPEG)"),
+         ("StarGAN's training faces", "StarGAN's training faces, strongest by valence and arousal",
+          "choosing StarGAN's data by valence and arousal"),
          ("StarGAN's training faces", "StarGAN on world identities", "StarGAN against its own data"),
          ("StarGAN on world identities", CANDIDATE, "StyleGAN2's identities against the world's"))
 

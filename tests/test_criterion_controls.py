@@ -94,6 +94,8 @@ def test_each_arm_is_scored_as_a_candidate_on_its_own_unit(tmp_path, monkeypatch
     monkeypatch.setattr(criterion_controls, "load_pipeline", lambda cfg: (FakePipe(), {}))
     monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (
         np.zeros((7 * 200, SIDE, SIDE, 3), np.uint8), np.arange(7 * 200) % 7))
+    monkeypatch.setattr(criterion_controls, "gan_samples", lambda cfg, db, labelled: (
+        [dataclasses.make_dataclass("S", ["extra"])({"valence": 0.1, "arousal": 0.2})] * (7 * 200), None))
     monkeypatch.setattr(criterion_controls, "write_unit", lambda root, faces: seen.append((root, faces.shape)))
     monkeypatch.setattr(criterion_controls, "taught", lambda arm, cfg, seeds: {
         "results_dir": arm.results_dir, "real_results_dir": cfg.results_dir, "seeds": seeds})
@@ -152,6 +154,28 @@ def test_stargans_training_faces_are_filed_by_their_own_labels_and_a_short_class
     monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (faces[50:], labels[50:]))
     with pytest.raises(criterion_controls.DataError, match=r"angry \(100\)"):
         criterion_controls.stargan_training_faces(_cfg(tmp_path), FakePipe(), FakePeople())
+
+
+def test_the_strongest_arm_takes_each_expressions_faces_farthest_from_neutral_in_valence_and_arousal(tmp_path,
+                                                                                                  monkeypatch):
+    """Faces are ordered within each class by the hypotenuse of their (valence, arousal); an unannotated face is
+    never chosen; if the listed samples and the cropped faces differ in number, no pairing is guessed."""
+    from types import SimpleNamespace
+    labels = np.repeat(np.arange(7), 300)
+    strength = np.tile(np.arange(300), 7).astype(float)  # within a class: face i has strength i
+    faces = np.broadcast_to((strength % 250)[:, None, None, None], (len(labels), SIDE, SIDE, 3)).astype(np.uint8)
+    samples = [SimpleNamespace(extra={"valence": -0.6 * v / 300, "arousal": 0.8 * v / 300}) for v in strength]
+    samples[299].extra["arousal"] = None  # angry's strongest face lacks its arousal
+    monkeypatch.setattr(criterion_controls, "gan_faces", lambda cfg, db, labelled: (faces, labels))
+    monkeypatch.setattr(criterion_controls, "gan_samples", lambda cfg, db, labelled: (samples, None))
+    out = criterion_controls.stargan_training_faces_strongest(_cfg(tmp_path), FakePipe(), FakePeople())
+    assert out.shape == (IDENTITIES_PER_UNIT, len(EMOTIONS), SIDE, SIDE, 3)
+    assert out[:3, 0, 0, 0, 0].tolist() == [298 % 250, 297 % 250, 296 % 250]  # angry: 299 not annotated
+    assert out[:2, 1, 0, 0, 0].tolist() == [299 % 250, 298 % 250]
+    assert int(out[-1, 1, 0, 0, 0]) == (300 - IDENTITIES_PER_UNIT) % 250
+    monkeypatch.setattr(criterion_controls, "gan_samples", lambda cfg, db, labelled: (samples[1:], None))
+    with pytest.raises(criterion_controls.DataError, match="2099 training faces listed but 2100 cropped"):
+        criterion_controls.stargan_training_faces_strongest(_cfg(tmp_path), FakePipe(), FakePeople())
 
 
 def test_the_affectnet_style_arm_renders_the_positive_controls_people_in_that_style(tmp_path, monkeypatch):

@@ -35,15 +35,7 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
         held_out: the faces GAN training never sees (AffectNet's validation list) instead of the others.
     """
     root = database_root(cfg, database)
-    report = SkipReport(database)
-    samples = read_database(database, root, cfg, report, include_neutral=labelled)
-    for s in samples:
-        if (s.extra.get("split") in HELD_OUT) != held_out:
-            report.skip("held out for evaluation (validation list)" if not held_out else "used for training", s.path)
-        elif labelled and s.label == CONTEMPT:
-            report.skip("excluded class contemptuous (not a StarGAN domain)", s.path)
-    samples = [s for s in samples if (s.extra.get("split") in HELD_OUT) == held_out
-               and not (labelled and s.label == CONTEMPT)]
+    samples, report = gan_samples(cfg, database, labelled, held_out)
     aligned = not labelled
     size, margin = cfg.gan.resolution, cfg.preprocess.margin
     key = cache_key(samples, size, -1.0 if aligned else margin)  # -1: whole image, no crop
@@ -71,6 +63,21 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
     print(f"{database}: {len(keep)} colour faces {size}x{size} in {time.perf_counter() - t0:.1f} s "
           f"(cached in {path.name}); {report.summary()}")
     return images, labels
+
+
+def gan_samples(cfg: Config, database: str, labelled: bool, held_out: bool = False) -> tuple[list[Sample],
+                                                                                           SkipReport]:
+    """The samples ``gan_faces`` crops, in its order (each face's ``extra``: AffectNet's valence and arousal), and
+    the report of those left out."""
+    report = SkipReport(database)
+    samples = read_database(database, database_root(cfg, database), cfg, report, include_neutral=labelled)
+    for s in samples:
+        if (s.extra.get("split") in HELD_OUT) != held_out:
+            report.skip("held out for evaluation (validation list)" if not held_out else "used for training", s.path)
+        elif labelled and s.label == CONTEMPT:
+            report.skip("excluded class contemptuous (not a StarGAN domain)", s.path)
+    return [s for s in samples if (s.extra.get("split") in HELD_OUT) == held_out
+            and not (labelled and s.label == CONTEMPT)], report
 
 
 def _resized(read: FrameReader, sample: Sample, size: int) -> tuple[np.ndarray | None, str]:
