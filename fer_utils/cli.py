@@ -295,9 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the judge is not kept yet)")
     p.add_argument("--controls", action="store_true",
                    help="also the criterion's controls: rendered world persons at apex (what a perfect generator "
-                        "would teach), the candidate's neutral faces under six labels (chance), the candidate "
-                        "StarGAN on world identities (what StyleGAN2's identities cost) and StarGAN's own training "
-                        "faces (what its data teach); minutes each")
+                        "would teach), the same in the AffectNet-like style and at its labels' intensities, the "
+                        "candidate's neutral faces under six labels (chance), the candidate StarGAN on world "
+                        "identities (what StyleGAN2's identities cost), StarGAN's own training faces (what its data "
+                        "teach) and those farthest from neutral in valence and arousal; minutes each per seed")
     p.add_argument("--seeds", type=_at_least_one, default=1, metavar="N",
                    help="training seeds per arm, from train.seed on (default 1); with 2 or more the intervals "
                         "include the seeds' spread")
