@@ -262,8 +262,8 @@ class GenerateConfig(Checked):
              "seed": NON_NEGATIVE, "stargan_ckpt_resolution": NON_NEGATIVE,
              # Fisherfaces, and the moved-features measure's half and third of them; diversity
              "identity_people": Rule(6), "quality_identities": Rule(2),
-             "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "filter": Rule(choices=FILTERS),
-             "filter_threshold": Rule(0, 1)}
+             "judge_epochs": AT_LEAST_1, "judge_faces": NON_NEGATIVE, "criterion_epochs": AT_LEAST_1,
+             "filter": Rule(choices=FILTERS), "filter_threshold": Rule(0, 1)}
 
     units: int = 1
     truncation_psi: float = 0.7
@@ -277,6 +277,7 @@ class GenerateConfig(Checked):
     reuse_quality: bool = True  # 01 shows the shipped weights' recorded quality when it describes this config
     judge_epochs: int = 20  # the quality check's expression CNN (train recipe, early stopping): epoch cap
     judge_faces: int = 0  # its training faces, drawn from the AffectNet(-like) training list; 0 = all
+    criterion_epochs: int = 50  # the shipping criterion's CNNs (experiment 2's recipe otherwise): the paper's 50
     filter: str = "confidence"  # how the mix-filtered arm screens generated faces: none (arm refused) | confidence
     filter_threshold: float = 0.5  # keep a face when a CNN trained on real training subjects gives its label >= this
 

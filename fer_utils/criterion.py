@@ -47,6 +47,17 @@ def candidate_config(cfg: Config) -> tuple[Config, dict[str, dict[str, str]]]:
     return dataclasses.replace(cfg, results_dir=str(folder), data=data), record
 
 
+def criterion_recipe(cfg: Config) -> Config:
+    """``cfg`` training ``generate.criterion_epochs`` epochs, its real-only runs kept under ``results_dir/criterion/``.
+
+    The criterion asks how much a generator's faces teach, not how fast: at the default preset's 20 epochs every
+    CNN is still learning, and slow-teaching faces read low (docs/generators.md, "The epoch cap"). Its own folder
+    keeps its real-only runs apart from experiment 1's, which train ``train.epochs``.
+    """
+    train = dataclasses.replace(cfg.train, epochs=cfg.generate.criterion_epochs)
+    return dataclasses.replace(cfg, train=train, results_dir=str(Path(cfg.results_dir) / "criterion"))
+
+
 def validation_faces(cfg: Config) -> FaceSet:
     """The faces the criterion is scored on: the real validation subjects, and nothing else."""
     return real_splits(cfg)["val"]
@@ -70,6 +81,7 @@ def taught(arm: Config, cfg: Config, seeds: tuple[int, ...] | None = None) -> di
     trained on it, beside experiment 1's (``cfg``'s real faces only), both scored on the real validation subjects,
     one run per seed, with intervals over validation subjects and seeds (``fer_utils.uncertainty``).
 
+    Both train ``generate.criterion_epochs`` epochs (``criterion_recipe``), experiment 2's recipe otherwise.
     A synthetic-only run that never validates below its untrained weights (on its own generated validation
     identities) is failed by the engine, as every run is: those faces taught that seed nothing it could learn, so
     the record names it under ``failures`` rather than scoring untrained weights; with every seed failed
@@ -77,7 +89,9 @@ def taught(arm: Config, cfg: Config, seeds: tuple[int, ...] | None = None) -> di
     """
     seeds = tuple(seeds or (cfg.train.seed,))
     val = validation_faces(cfg)
-    runs = {"real_only": run_experiment(cfg, "real", seeds=seeds)}
+    recipe = criterion_recipe(cfg)
+    arm = dataclasses.replace(arm, train=recipe.train)
+    runs = {"real_only": run_experiment(recipe, "real", seeds=seeds)}
     synthetic, failures = [], {}
     for seed in seeds:
         try:
@@ -86,8 +100,8 @@ def taught(arm: Config, cfg: Config, seeds: tuple[int, ...] | None = None) -> di
             failures[str(seed)] = str(exc)
     runs["synthetic_only"] = synthetic
     record = {"criterion": "synthetic-only accuracy on the real validation subjects (experiment 2, k = 1)",
-              "target": TARGET, "seeds": list(seeds), "failures": failures, "validation_faces": len(val),
-              "validation_subjects": sorted(set(val.subjects.tolist())), "preset": cfg.preset,
+              "target": TARGET, "seeds": list(seeds), "epochs": recipe.train.epochs, "failures": failures,
+              "validation_faces": len(val), "validation_subjects": sorted(set(val.subjects.tolist())), "preset": cfg.preset,
               "per_class": {}, "per_seed": {}, "by_subject": {}, "runs": {}}
     for name in ("synthetic_only", "real_only"):
         scored = [_validation_score(run, val, cfg.device) for run in runs[name]]
@@ -161,7 +175,8 @@ def criterion_table(record: dict[str, Any]) -> str:
     t = record["teaching"]
     motion = record.get("motion") or record["quality"]["motion"]
     rows = [("synthetic-only on the real validation subjects (the criterion)", f">= {t['target']:.0%}",
-             f"{synthetic_only_text(t)} ({t['validation_faces']} faces of {len(t['validation_subjects'])} subjects)"),
+             f"{synthetic_only_text(t)} ({t['validation_faces']} faces of {len(t['validation_subjects'])} subjects, "
+             f"{t['epochs']} epochs)"),
             ("real-only on the same subjects", "—",
              f"{t['real_only']:.1%} [{t['real_only_interval'][0]:.1%}, {t['real_only_interval'][1]:.1%}]")]
     for name, m in motion["generated"].items():

@@ -1,4 +1,5 @@
 """The shipping criterion (fer_utils.criterion): experiment 2 scored on the real validation subjects only."""
+import dataclasses
 import json
 
 import numpy as np
@@ -80,6 +81,25 @@ def test_the_criterion_scores_both_runs_on_the_same_validation_faces_and_keeps_t
     candidate, weights = criterion.candidate_config(cfg)
     folder = f"{cfg.results_dir}/criterion/{weights['stylegan2']['sha256'][:12]}-{weights['stargan']['sha256'][:12]}"
     assert candidate.results_dir == folder and candidate.data.generated == f"{folder}/generated"
+
+
+def test_both_runs_train_the_criterions_epochs_and_real_only_never_lands_in_experiment_1s_folder(
+        fake_experiments, monkeypatch):
+    """A criterion at another epoch cap than experiment 1 must neither reuse nor replace experiment 1's kept runs."""
+    cfg, _, _ = fake_experiments
+    cfg = dataclasses.replace(cfg, generate=dataclasses.replace(cfg.generate, criterion_epochs=7))
+    assert cfg.train.epochs != 7
+    trained, calls = criterion.run_experiment, []
+    monkeypatch.setattr(criterion, "run_experiment", lambda run_cfg, experiment, *args, **kwargs: (
+        calls.append((experiment, run_cfg.train.epochs, run_cfg.results_dir)) or trained(run_cfg, experiment, *args,
+                                                                                          **kwargs)))
+    record = criterion.teaching_criterion(cfg, seeds=(0, 1))
+    candidate, _ = criterion.candidate_config(cfg)
+    assert calls == [("real", 7, f"{cfg.results_dir}/criterion"), ("synth", 7, candidate.results_dir),
+                     ("synth", 7, candidate.results_dir)]
+    assert record["epochs"] == 7 and "7 epochs" in criterion.criterion_table(
+        {"teaching": record, "motion": {"generated": {}, "positive_control": {}, "negative_control": {},
+                                        "reader": {"target": 0.5}, "positive_passes": True, "negative_passes": True}})
 
 
 def test_faces_that_teach_nothing_learnable_are_recorded_as_such_not_scored_untrained(fake_experiments, monkeypatch):
