@@ -101,8 +101,8 @@ def taught(arm: Config, cfg: Config, seeds: tuple[int, ...] | None = None) -> di
     runs["synthetic_only"] = synthetic
     record = {"criterion": "synthetic-only accuracy on the real validation subjects (experiment 2, k = 1)",
               "target": TARGET, "seeds": list(seeds), "epochs": recipe.train.epochs, "failures": failures,
-              "validation_faces": len(val), "validation_subjects": sorted(set(val.subjects.tolist())), "preset": cfg.preset,
-              "per_class": {}, "per_seed": {}, "by_subject": {}, "runs": {}}
+              "validation_faces": len(val), "validation_subjects": sorted(set(val.subjects.tolist())),
+              "preset": cfg.preset, "per_class": {}, "per_seed": {}, "by_subject": {}, "runs": {}}
     for name in ("synthetic_only", "real_only"):
         scored = [_validation_score(run, val, cfg.device) for run in runs[name]]
         estimate = uncertainty.accuracy([s["by_subject"] for s in scored]) if scored else None
