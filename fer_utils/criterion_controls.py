@@ -37,7 +37,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from . import uncertainty
@@ -45,7 +44,7 @@ from .config import Config, DataError
 from .criterion import synthetic_only_text, taught
 from .emotions import EMOTIONS
 from .gan.data import STARGAN_DOMAINS, gan_faces, gan_samples
-from .gan.generate import IDENTITIES_PER_UNIT, split_of, subject_name
+from .gan.generate import IDENTITIES_PER_UNIT, split_of, write_identity
 from .gan.motion import ActingPeople
 from .gan.pipeline import Pipeline, latents, load_pipeline
 from .report import markdown_table
@@ -137,12 +136,7 @@ def write_unit(root: Path, faces: np.ndarray) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.", suffix=".tmp"))
     try:
         for k, (split, six) in enumerate(zip(split_of(), faces)):
-            subject = subject_name(0, k)
-            for name, img in zip(EMOTIONS, six):
-                path = tmp / split / name / subject / f"{subject}_{name}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(path), np.ascontiguousarray(img[..., ::-1])):
-                    raise OSError(f"could not write {path}")
+            write_identity(tmp / split, 0, k, six)
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
     finally:

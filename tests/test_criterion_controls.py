@@ -1,6 +1,7 @@
 """The shipping criterion's controls (fer_utils.criterion_controls): their faces, their units, their scoring."""
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
@@ -77,13 +78,13 @@ def test_a_unit_that_fails_midway_leaves_the_previous_one_whole(tmp_path, monkey
     criterion_controls.write_unit(root, faces)
     before = sorted(p.relative_to(root) for p in root.rglob("*.png"))
     calls = iter(range(10**6))
-    real_imwrite = criterion_controls.cv2.imwrite
-    monkeypatch.setattr(criterion_controls.cv2, "imwrite",
+    real_imwrite = cv2.imwrite
+    monkeypatch.setattr(cv2, "imwrite",
                         lambda path, img: next(calls) < 100 and real_imwrite(path, img))  # the disk fills
     with pytest.raises(OSError, match="could not write"):
         criterion_controls.write_unit(root, faces + 1)
     assert sorted(p.relative_to(root) for p in root.rglob("*.png")) == before
-    assert (np.asarray(criterion_controls.cv2.imread(str(next(root.rglob("*.png"))))) == 0).all()
+    assert (np.asarray(cv2.imread(str(next(root.rglob("*.png"))))) == 0).all()
     assert [p.name for p in tmp_path.iterdir()] == ["generated"]  # no temporary left
     with pytest.raises(ValueError, match="144 identities x 6 expressions"):
         criterion_controls.write_unit(root, faces[:10])

@@ -171,8 +171,7 @@ def _draw_unit(tmp: Path, unit: int, pipe: Pipeline, cfg: Config, bar: tqdm) -> 
         _, faces, how = pipe(z[lo:lo + cfg.generate.batch_size])
         crops.update("haar" if h == "haar" else "centre" for h in how)
         for k, six in enumerate(faces, start=lo):
-            for name, img in zip(EMOTIONS, six):
-                _write_png(tmp / splits[k] / name / subject_name(unit, k) / f"{subject_name(unit, k)}_{name}.png", img)
+            write_identity(tmp / splits[k], unit, k, six)
         bar.update(len(faces))
     return splits, crops
 
@@ -181,6 +180,13 @@ def _remove_unit(root: Path, unit: int) -> None:
     """Delete the subject folders of ``unit`` (what an interrupted or stale one left)."""
     for subject in root.glob(f"*/*/u{unit:02d}_id*"):
         shutil.rmtree(subject)
+
+
+def write_identity(split_root: Path, unit: int, k: int, six: np.ndarray) -> None:
+    """Write identity ``k`` of ``unit``, its six RGB expressions (6, S, S, 3), under ``split_root`` in the layout."""
+    subject = subject_name(unit, k)
+    for name, img in zip(EMOTIONS, six):
+        _write_png(split_root / name / subject / f"{subject}_{name}.png", img)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
