@@ -146,10 +146,13 @@ def _cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
 
 def _cmd_criterion(cfg: Config, args: argparse.Namespace) -> int:
     from .config import EXPERIMENT_DATABASES
-    from .criterion import candidate_record, criterion_table, record_criterion
+    from .criterion import candidate_config, candidate_record, check_shipped_pair, criterion_table, record_criterion
     from .facegen.people import WorldPeople
     from .inputs import GAN_DATABASES, prepare_inputs
 
+    folder, weights = candidate_config(cfg)
+    if args.ship:
+        check_shipped_pair(weights)
     gan_data = not args.skip_quality or args.controls  # the judge's faces; StarGAN on the world's identities
     prepare_inputs(cfg, [*EXPERIMENT_DATABASES, *(GAN_DATABASES if gan_data else [])], weights=True)
     people = WorldPeople(cfg.world.seed, cfg.world.image_size)  # the identity check's and the AU regressor's people
@@ -162,7 +165,7 @@ def _cmd_criterion(cfg: Config, args: argparse.Namespace) -> int:
         record["steps"] = step_differences(record["controls"], record["teaching"])
         print(controls_table(record["controls"], record["teaching"]))
         print(steps_table(record["steps"]))
-    for path in record_criterion(record, record["teaching"]["weights"]):
+    for path in record_criterion(record, weights, Path(folder.results_dir), ship=args.ship):
         print(f"recorded in {path}")
     return 0
 
@@ -286,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("criterion", parents=[common],
                        help="what a candidate generator's faces teach (experiment 2 on the real validation subjects), "
-                            "with its quality, recorded in the weights' provenance")
+                            "with its quality, recorded beside the weights")
     p.add_argument("--stylegan2", metavar="WEIGHTS",
                    help="the candidate StyleGAN2 (default generate.stylegan2_weights)")
     p.add_argument("--stargan", metavar="WEIGHTS", help="the candidate StarGAN (default generate.stargan_weights)")
@@ -302,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_at_least_one, default=1, metavar="N",
                    help="training seeds per arm, from train.seed on (default 1); with 2 or more the intervals "
                         "include the seeds' spread")
+    p.add_argument("--ship", action="store_true",
+                   help="also record it in the shipped weights' provenance (the shipped pair only); it is always "
+                        "written to results/<preset>/criterion/<weights' hashes>/criterion.json and beside weights "
+                        "that are not shipped")
     p.set_defaults(func=_cmd_criterion)
 
     p = sub.add_parser("generate", parents=[common],

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import uncertainty
-from .config import Config
+from .config import Config, ConfigError
 from .emotions import EMOTIONS
 from .engine import TrainingFailed
-from .experiments import RunResult, run_experiment, score
+from .experiments import GENERATION_KEYS, RunResult, run_experiment, score
 from .gan.generate import generate_database
 from .gan.motion import ActingPeople
 from .gan.pipeline import load_pipeline
@@ -73,7 +73,8 @@ def teaching_criterion(cfg: Config, seeds: tuple[int, ...] | None = None) -> dic
     """
     candidate, weights = candidate_config(cfg)
     generate_database(candidate, units=UNITS, progress=False)
-    return taught(candidate, cfg, seeds) | {"weights": weights}
+    generation = {key: getattr(cfg.generate, key) for key in GENERATION_KEYS}  # what made the faces
+    return taught(candidate, cfg, seeds) | {"weights": weights, "generate": generation}
 
 
 def taught(arm: Config, cfg: Config, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
@@ -138,18 +139,38 @@ def _validation_score(run: RunResult, val: FaceSet, device: str) -> dict[str, An
     return {"accuracy": metrics["accuracy"], "per_class": recall, "by_subject": metrics["by_subject"]}
 
 
-def record_criterion(record: dict[str, Any], weights: dict[str, dict[str, str]]) -> list[Path]:
-    """Write ``record`` as ``criterion`` into each weights file's provenance (atomically); return the files written.
+def shipped_models(weights: dict[str, dict[str, str]]) -> dict[str, bool]:
+    """Which of a pair's weights files are the project's shipped ones."""
+    return {model: Path(info["path"]).resolve() == SHIPPED[model].resolve() for model, info in weights.items()}
 
-    A shipped file's goes into ``fer_utils/gan/weights/provenance.json``; a ``train-gan`` export's into the
-    ``provenance.json`` beside it (which ``--ship`` carries along); any other file gets ``<name>.criterion.json``.
+
+def check_shipped_pair(weights: dict[str, dict[str, str]]) -> None:
+    """Refuse to ship a criterion measured on anything but the shipped pair (before an hour of measuring)."""
+    if not all((shipped := shipped_models(weights)).values()):
+        raise ConfigError("criterion --ship records the shipped pair's criterion, but "
+                          + ", ".join(f"{m} is {weights[m]['path']}" for m, s in shipped.items() if not s))
+
+
+def record_criterion(record: dict[str, Any], weights: dict[str, dict[str, str]], folder: Path,
+                     ship: bool = False) -> list[Path]:
+    """Write ``record``, a pair's criterion, as ``folder/criterion.json`` and beside each weights file that is not
+    shipped (atomically); with ``ship``, into the shipped provenance too. Return the files written.
+
+    A ``train-gan`` export's goes into the ``provenance.json`` beside it (which ``--ship`` carries along); any other
+    file gets ``<name>.criterion.json``. The shipped provenance describes the shipped pair, so only ``ship`` writes
+    it, and only for that pair: a candidate StarGAN beside the shipped StyleGAN2 must not become the shipped
+    StyleGAN2's record.
     """
-    written = []
+    shipped = shipped_models(weights)
+    if ship:
+        check_shipped_pair(weights)
+    written = [write_json(folder / "criterion.json", record)]
     for model, info in weights.items():
         path = Path(info["path"])
         beside = path.parent / "provenance.json"
-        if path.resolve() == SHIPPED[model].resolve():
-            written.append(record_provenance(path.name, record, key="criterion"))
+        if shipped[model]:
+            if ship:
+                written.append(record_provenance(path.name, record, key="criterion"))
         elif beside.is_file() and json.loads(beside.read_text()).get("model") == model:
             written.append(write_json(beside, json.loads(beside.read_text()) | {"criterion": record}))
         else:

@@ -74,6 +74,7 @@ def test_the_criterion_scores_both_runs_on_the_same_validation_faces_and_keeps_t
     assert len(seen) == 6 and all(torch.equal(x, seen[0]) for x in seen)  # one batch each, the same faces
     assert record["validation_faces"] == len(val) == len(seen[0])
     assert set(record) >= {"synthetic_only", "real_only", "target", "per_class", "weights", "preset"}
+    assert record["generate"]["truncation_psi"] == cfg.generate.truncation_psi  # what made the faces it read
     low, high = record["synthetic_only_interval"]
     assert low <= record["synthetic_only"] <= high and record["seeds"] == [0, 1, 2]
     assert [sum(c for c, _ in counts.values()) for counts in record["by_subject"]["real_only"]] == [
@@ -134,7 +135,8 @@ def test_faces_that_teach_nothing_learnable_are_recorded_as_such_not_scored_untr
         criterion.teaching_criterion(cfg)
 
 
-def test_the_record_goes_into_the_candidates_provenance(tmp_path, monkeypatch):
+def test_the_record_goes_beside_the_candidate_and_never_into_the_shipped_provenance_of_a_mixed_pair(
+        tmp_path, monkeypatch):
     exported = tmp_path / "gan" / "stargan" / "stargan_affectnet_world_64.safetensors"  # a train-gan export
     exported.parent.mkdir(parents=True)
     exported.write_bytes(b"weights")
@@ -142,14 +144,28 @@ def test_the_record_goes_into_the_candidates_provenance(tmp_path, monkeypatch):
     other = tmp_path / "200000-G.ckpt"  # yunjey's: no provenance of ours
     shipped = []
     monkeypatch.setattr(criterion, "record_provenance", lambda name, entry, key: shipped.append((name, key)) or name)
-    weights = {"stylegan2": {"path": str(criterion.SHIPPED["stylegan2"])}, "stargan": {"path": str(exported)}}
-    written = criterion.record_criterion({"synthetic_only": 0.5}, weights)
-    assert shipped == [(criterion.SHIPPED["stylegan2"].name, "criterion")]
+    pair = {"stylegan2": {"path": str(criterion.SHIPPED["stylegan2"])}, "stargan": {"path": str(exported)}}
+    written = criterion.record_criterion({"synthetic_only": 0.5}, pair, tmp_path / "kept")
+    assert shipped == []  # the shipped StyleGAN2's record is the shipped pair's, not this candidate's
+    assert json.loads((tmp_path / "kept" / "criterion.json").read_text()) == {"synthetic_only": 0.5}
     assert json.loads((exported.parent / "provenance.json").read_text()) == {
         "model": "stargan", "iterations": 10, "criterion": {"synthetic_only": 0.5}}
-    criterion.record_criterion({"synthetic_only": 0.4}, {"stargan": {"path": str(other)}})
+    with pytest.raises(criterion.ConfigError, match=f"stargan is {exported}"):
+        criterion.record_criterion({"synthetic_only": 0.6}, pair, tmp_path / "kept", ship=True)
+    assert shipped == [] and json.loads((tmp_path / "kept" / "criterion.json").read_text())["synthetic_only"] == 0.5
+    criterion.record_criterion({"synthetic_only": 0.4}, {"stargan": {"path": str(other)}}, tmp_path / "kept")
     assert json.loads((tmp_path / "200000-G.ckpt.criterion.json").read_text()) == {"synthetic_only": 0.4}
     assert len(written) == 2 and not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_only_ship_writes_the_shipped_pairs_record_into_the_shipped_provenance(tmp_path, monkeypatch):
+    shipped = []
+    monkeypatch.setattr(criterion, "record_provenance", lambda name, entry, key: shipped.append((name, key)) or name)
+    pair = {model: {"path": str(path)} for model, path in criterion.SHIPPED.items()}
+    criterion.record_criterion({"synthetic_only": 0.5}, pair, tmp_path)
+    assert shipped == []
+    criterion.record_criterion({"synthetic_only": 0.5}, pair, tmp_path, ship=True)
+    assert sorted(shipped) == sorted((path.name, "criterion") for path in criterion.SHIPPED.values())
 
 
 def test_the_command_line_takes_a_candidate_pair():
@@ -159,3 +175,12 @@ def test_the_command_line_takes_a_candidate_pair():
     cfg = _config(args)
     assert cfg.generate.stargan_weights == "mine/G.safetensors" and cfg.generate.stylegan2_weights == ""
     assert args.skip_quality
+
+
+def test_ship_refuses_a_candidate_pair_before_measuring_anything(tmp_path, monkeypatch, capsys):
+    from fer_utils import cli, inputs
+    mine = tmp_path / "G.safetensors"
+    mine.write_bytes(b"weights")
+    monkeypatch.setattr(inputs, "prepare_inputs", lambda *args, **kwargs: pytest.fail("measured a pair it won't ship"))
+    assert cli.main(["criterion", "--preset", "quick", "--stargan", str(mine), "--ship", "--skip-quality"]) == 2
+    assert f"criterion --ship records the shipped pair's criterion, but stargan is {mine}" in capsys.readouterr().err
