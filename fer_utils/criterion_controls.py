@@ -200,7 +200,10 @@ STEPS = (("world apexes", "world apexes, AffectNet-like style", "the AffectNet-l
          ("StarGAN on world identities", CANDIDATE, "StyleGAN2's identities against the world's"),
          # the two spans the steps above split: the data StarGAN learns from, then both GANs
          ("world apexes", "StarGAN's training faces", "StarGAN's data in all, before any GAN"),
-         ("StarGAN's training faces", CANDIDATE, "both GANs in all"))
+         ("StarGAN's training faces", CANDIDATE, "both GANs in all"),
+         # StarGAN (with all it learned from its data) against true expressions on the same kind of identities:
+         # unlike its training faces, both arms show one person in all six expressions
+         ("world apexes", "StarGAN on world identities", "StarGAN in all, on FFHQ-like identities"))
 
 
 def step_differences(controls: dict[str, Any], candidate: dict[str, Any] | None = None) -> list[dict[str, Any]]:
