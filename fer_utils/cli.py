@@ -307,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "include the seeds' spread")
     p.add_argument("--ship", action="store_true",
                    help="also record it in the shipped weights' provenance (the shipped pair only); it is always "
-                        "written to results/<preset>/criterion/<weights' hashes>/criterion.json and beside weights "
-                        "that are not shipped")
+                        "written as criterion.json in the candidate's folder, results/<preset>/criterion/<weights' "
+                        "hashes>-psi<truncation>-seed<seed>/, and beside weights that are not shipped")
     p.set_defaults(func=_cmd_criterion)
 
     p = sub.add_parser("generate", parents=[common],

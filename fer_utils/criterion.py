@@ -7,7 +7,7 @@ unit of the candidate's faces trains the Table-1 CNN by the same code as experim
 and that CNN is scored on the real **validation** subjects, beside experiment 1's CNN (real faces
 only) on the same subjects. Only ``real_splits(cfg)["val"]`` reaches the score: the test subjects,
 MMI and CK+ never choose a generator. Each candidate's unit and run are kept apart, under
-``results_dir/criterion/<weights' hashes>/``, so they never mix with the experiments' generated
+``results_dir/criterion/<weights' hashes>-psi<ψ>-seed<seed>/``, so they never mix with the experiments' generated
 database, and a rerun reuses them while the weights, data and settings are the same.
 """
 from __future__ import annotations
@@ -39,10 +39,14 @@ UNITS = 1  # the paper's experiment 2: one unit of generated identities
 
 
 def candidate_config(cfg: Config) -> tuple[Config, dict[str, dict[str, str]]]:
-    """``cfg`` with its generated unit and runs under ``results_dir/criterion/<hashes>/``; the weights it names."""
+    """``cfg`` with its generated unit and runs under ``results_dir/criterion/<hashes>-psi<ψ>-seed<seed>/``; the
+    weights it names."""
     weights = {model: weights_path(cfg, model) for model in SHIPPED}
     record = {model: {"path": str(path), "sha256": file_sha256(path)} for model, path in weights.items()}
-    folder = Path(cfg.results_dir) / "criterion" / "-".join(w["sha256"][:12] for w in record.values())
+    # named by what makes its faces, so another truncation or seed of the same pair never evicts this one's runs
+    made_by = [w["sha256"][:12] for w in record.values()]
+    made_by += [f"psi{cfg.generate.truncation_psi:g}", f"seed{cfg.generate.seed}"]
+    folder = Path(cfg.results_dir) / "criterion" / "-".join(made_by)
     data = dataclasses.replace(cfg.data, generated=str(folder / "generated"))
     return dataclasses.replace(cfg, results_dir=str(folder), data=data), record
 

@@ -80,8 +80,11 @@ def test_the_criterion_scores_both_runs_on_the_same_validation_faces_and_keeps_t
     assert [sum(c for c, _ in counts.values()) for counts in record["by_subject"]["real_only"]] == [
         round(acc * len(val)) for acc in record["per_seed"]["real_only"].values()]
     candidate, weights = criterion.candidate_config(cfg)
-    folder = f"{cfg.results_dir}/criterion/{weights['stylegan2']['sha256'][:12]}-{weights['stargan']['sha256'][:12]}"
+    folder = (f"{cfg.results_dir}/criterion/{weights['stylegan2']['sha256'][:12]}-{weights['stargan']['sha256'][:12]}"
+              f"-psi{cfg.generate.truncation_psi:g}-seed{cfg.generate.seed}")
     assert candidate.results_dir == folder and candidate.data.generated == f"{folder}/generated"
+    other = dataclasses.replace(cfg, generate=dataclasses.replace(cfg.generate, truncation_psi=1.0))
+    assert criterion.candidate_config(other)[0].results_dir != folder  # one never evicts the other's kept runs
 
 
 def test_both_runs_train_the_criterions_epochs_and_real_only_never_lands_in_experiment_1s_folder(
