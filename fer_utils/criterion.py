@@ -148,11 +148,12 @@ def shipped_models(weights: dict[str, dict[str, str]]) -> dict[str, bool]:
     return {model: Path(info["path"]).resolve() == SHIPPED[model].resolve() for model, info in weights.items()}
 
 
-def check_shipped_pair(weights: dict[str, dict[str, str]]) -> None:
+def check_shipped_pair(weights: dict[str, dict[str, str]]) -> dict[str, bool]:
     """Refuse to ship a criterion measured on anything but the shipped pair (before an hour of measuring)."""
     if not all((shipped := shipped_models(weights)).values()):
         raise ConfigError("criterion --ship records the shipped pair's criterion, but "
                           + ", ".join(f"{m} is {weights[m]['path']}" for m, s in shipped.items() if not s))
+    return shipped
 
 
 def record_criterion(record: dict[str, Any], weights: dict[str, dict[str, str]], folder: Path,
@@ -165,9 +166,7 @@ def record_criterion(record: dict[str, Any], weights: dict[str, dict[str, str]],
     it, and only for that pair: a candidate StarGAN beside the shipped StyleGAN2 must not become the shipped
     StyleGAN2's record.
     """
-    shipped = shipped_models(weights)
-    if ship:
-        check_shipped_pair(weights)
+    shipped = check_shipped_pair(weights) if ship else shipped_models(weights)
     written = [write_json(folder / "criterion.json", record)]
     for model, info in weights.items():
         path = Path(info["path"])
