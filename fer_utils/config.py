@@ -212,6 +212,7 @@ class GanConfig(Checked):
              "lambda_cls": NON_NEGATIVE, "lambda_rec": NON_NEGATIVE, "lambda_gp": NON_NEGATIVE,
              "stargan_head": Rule(choices=STARGAN_HEADS), "stargan_max_shift": Rule(0, 2, lo_open=True),
              "stargan_residual_bound": Rule(0, 2), "stargan_lambda_res": NON_NEGATIVE,
+             "stargan_strongest_share": Rule(0, 1, lo_open=True),
              "stylegan2_kimg": POSITIVE, "stylegan2_batch_size": AT_LEAST_1, "stylegan2_z_dim": AT_LEAST_1,
              "stylegan2_w_dim": AT_LEAST_1, "stylegan2_mapping_layers": AT_LEAST_1,
              "stylegan2_channel_base": AT_LEAST_1, "stylegan2_channel_max": AT_LEAST_1,
@@ -230,6 +231,9 @@ class GanConfig(Checked):
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     stargan_balanced_domains: bool = False  # draw source and target expressions uniformly (imbalanced data)
+    # of each expression's AffectNet training faces, learn from this share farthest from neutral in (valence,
+    # arousal); neutral faces are all kept. 1 = every face (the paper). See gan.data.strongest_by_valence_arousal
+    stargan_strongest_share: float = 1.0
     stargan_head: str = "image"  # G's last layer: image (the paper's RGB) | warp (moves the input: flow + residual)
     stargan_max_shift: float = 0.1  # warp head: largest flow in [-1, 1] image coordinates (0.1 = 5 % of the side)
     stargan_residual_bound: float = 0.2  # warp head: largest colour change added to the warped input

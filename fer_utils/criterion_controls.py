@@ -43,7 +43,7 @@ from . import uncertainty
 from .config import Config, DataError
 from .criterion import synthetic_only_text, taught
 from .emotions import EMOTIONS
-from .gan.data import STARGAN_DOMAINS, gan_faces, gan_samples
+from .gan.data import STARGAN_DOMAINS, gan_faces, gan_samples, valence_arousal_strength
 from .gan.generate import IDENTITIES_PER_UNIT, split_of, write_identity
 from .gan.motion import ActingPeople
 from .gan.pipeline import Pipeline, latents, load_pipeline
@@ -101,8 +101,7 @@ def stargan_training_faces_strongest(cfg: Config, pipe: Pipeline, people: Acting
     if len(samples) != len(faces):
         raise DataError(f"data.affectnet: {len(samples)} training faces listed but {len(faces)} cropped (unreadable "
                         "images): their valence and arousal cannot be matched to the faces")
-    va = np.array([[s.extra.get("valence"), s.extra.get("arousal")] for s in samples], dtype=float)
-    strength = np.where(np.isnan(va).any(1), -np.inf, np.hypot(*np.nan_to_num(va).T))
+    strength = valence_arousal_strength(samples)
     chosen = {}
     for name in EMOTIONS:
         idx = np.flatnonzero((labels == STARGAN_DOMAINS.index(name)) & np.isfinite(strength))

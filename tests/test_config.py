@@ -115,6 +115,8 @@ def test_notebook_parameters_left_empty_or_negative_keep_the_preset() -> None:
     ("generate.truncation_psi", 0.0, r"generate.truncation_psi must be within \(0, 1\]"),
     ("generate.units", 0, "generate.units must be >= 1"),
     ("generate.criterion_epochs", 0, "generate.criterion_epochs must be >= 1, got 0"),
+    ("gan.stargan_strongest_share", 0.0, r"gan.stargan_strongest_share must be within \(0, 1\]"),
+    ("gan.stargan_strongest_share", 1.5, r"gan.stargan_strongest_share must be within \(0, 1\]"),
     ("sweep.ratios", [1, -2], "sweep.ratios must be >= 1, got -2"),
     ("sweep.seeds", 0, "sweep.seeds must be >= 1"),
     ("split.val_subjects", 0, "split.val_subjects must be >= 1"),

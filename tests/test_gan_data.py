@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fer_utils.config import ConfigError, DataError, WeightsError, load_config
-from fer_utils.emotions import AFFECTNET_CODES, CONTEMPT
+from fer_utils.datasets import Sample, SkipReport
+from fer_utils.emotions import AFFECTNET_CODES, CONTEMPT, NEUTRAL
 from fer_utils.facegen import write_world
 from fer_utils.gan import data as gd
 from fer_utils.gan import stargan, stylegan2
@@ -49,6 +50,39 @@ def test_stargan_faces_drop_contempt_and_the_validation_list(world, tmp_path):
     assert labels.dtype == np.int64 and labels.min() >= 0 and labels.max() <= len(STARGAN_DOMAINS) - 1
     assert Counter(labels.tolist()) == Counter(lab for lab in train_rows if lab != CONTEMPT)
     assert images.std() > 10  # faces, not blank crops
+
+
+def _va_sample(i, label, valence, arousal):
+    return Sample(f"f{i}.jpg", "affectnet", f"s{i}", label, extra={"valence": valence, "arousal": arousal})
+
+
+def test_strongest_share_keeps_every_neutral_and_each_expressions_strongest_in_order():
+    """gan.stargan_strongest_share: the choice is AffectNet's annotation, not a model's; unannotated faces are never
+    chosen, and every face left out is counted."""
+    happy, neutral = 3, NEUTRAL
+    samples = [_va_sample(0, happy, 0.1, 0.0), _va_sample(1, neutral, 0.0, 0.0), _va_sample(2, happy, 0.9, 0.2),
+               _va_sample(3, happy, float("nan"), 0.5), _va_sample(4, happy, 0.5, 0.5), _va_sample(5, 0, 0.0, 0.3),
+               _va_sample(6, 0, -0.6, 0.6), _va_sample(7, neutral, 0.4, 0.4)]
+    report = SkipReport("affectnet")
+    assert gd.strongest_by_valence_arousal(samples, 0.5, report) == [1, 2, 4, 6, 7]
+    assert sum(report.counts.values()) == 3 and report.counts["no valence-arousal annotation"] == 1
+    assert gd.strongest_by_valence_arousal(samples, 1.0) == [0, 1, 2, 4, 5, 6, 7]  # only the unannotated one out
+    assert gd.strongest_by_valence_arousal(samples, 0.01) == [1, 2, 6, 7]  # at least one of each expression
+
+
+def test_train_gan_learns_from_the_strongest_share_only(world, tmp_path):
+    """The setting reaches the trainer (its provenance counts the faces) and its faces get their own cache."""
+    cfg = world_cfg(world, tmp_path, **TINY_STARGAN, **{"gan.stargan_strongest_share": 0.5})
+    path = train_gan(cfg, "stargan", progress=False)
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    all_faces, all_labels = gan_faces(cfg, "affectnet", labelled=True)
+    half, half_labels = gan_faces(cfg, "affectnet", labelled=True, strongest_share=0.5)
+    assert prov["data"]["images"] == len(half) < len(all_faces)
+    assert prov["gan"]["stargan_strongest_share"] == 0.5
+    for label in set(all_labels.tolist()) - {NEUTRAL}:
+        assert (half_labels == label).sum() == -(-(all_labels == label).sum() // 2)
+    assert (half_labels == NEUTRAL).sum() == (all_labels == NEUTRAL).sum()
+    assert len(list(cfg.path(cfg.data.cache).glob("gan-affectnet-*.npz"))) == 2
 
 
 def test_a_damaged_gan_face_cache_is_named_and_cropped_again(world, tmp_path, capsys):

@@ -8,6 +8,7 @@ trains on FFHQ).
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from ..config import Config, DataError
 from ..datasets import Sample, SkipReport, read_database
 from ..datasets.io import BadImage, FrameReader, failure_reason
-from ..emotions import ALL_LABELS, CONTEMPT
+from ..emotions import ALL_LABELS, CONTEMPT, NEUTRAL
 from ..preprocess import cache_key, crop_samples, database_root
 from ..runtime import atomic_path, remove_stale_temporaries
 
@@ -25,7 +26,8 @@ STARGAN_DOMAINS: tuple[str, ...] = ALL_LABELS[:7]  # six expressions + neutral; 
 HELD_OUT = frozenset({"val", "test"})  # AffectNet's validation list: the quality metrics' unseen faces
 
 
-def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False,
+              strongest_share: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 faces (N, R, R, 3) at ``gan.resolution`` and labels (N,) (-1 if unlabelled), cached.
 
     Args:
@@ -33,9 +35,11 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
         database: ``affectnet`` (cropped, labelled) or ``ffhq`` (aligned, resized whole).
         labelled: keep neutral as domain 6 and drop contempt (StarGAN); False for StyleGAN2.
         held_out: the faces GAN training never sees (AffectNet's validation list) instead of the others.
+        strongest_share: of each expression's faces, only this share farthest from neutral (see
+            ``strongest_by_valence_arousal``); 1 keeps all.
     """
     root = database_root(cfg, database)
-    samples, report = gan_samples(cfg, database, labelled, held_out)
+    samples, report = gan_samples(cfg, database, labelled, held_out, strongest_share)
     aligned = not labelled
     size, margin = cfg.gan.resolution, cfg.preprocess.margin
     key = cache_key(samples, size, -1.0 if aligned else margin)  # -1: whole image, no crop
@@ -65,8 +69,8 @@ def gan_faces(cfg: Config, database: str, labelled: bool, held_out: bool = False
     return images, labels
 
 
-def gan_samples(cfg: Config, database: str, labelled: bool, held_out: bool = False) -> tuple[list[Sample],
-                                                                                           SkipReport]:
+def gan_samples(cfg: Config, database: str, labelled: bool, held_out: bool = False,
+                strongest_share: float = 1.0) -> tuple[list[Sample], SkipReport]:
     """The samples ``gan_faces`` crops, in its order (each face's ``extra``: AffectNet's valence and arousal), and
     the report of those left out."""
     report = SkipReport(database)
@@ -76,8 +80,40 @@ def gan_samples(cfg: Config, database: str, labelled: bool, held_out: bool = Fal
             report.skip("held out for evaluation (validation list)" if not held_out else "used for training", s.path)
         elif labelled and s.label == CONTEMPT:
             report.skip("excluded class contemptuous (not a StarGAN domain)", s.path)
-    return [s for s in samples if (s.extra.get("split") in HELD_OUT) == held_out
-            and not (labelled and s.label == CONTEMPT)], report
+    samples = [s for s in samples if (s.extra.get("split") in HELD_OUT) == held_out
+               and not (labelled and s.label == CONTEMPT)]
+    if strongest_share < 1:
+        kept = set(strongest_by_valence_arousal(samples, strongest_share, report))
+        samples = [s for i, s in enumerate(samples) if i in kept]
+    return samples, report
+
+
+def valence_arousal_strength(samples: list[Sample]) -> np.ndarray:
+    """Each face's distance from neutral's (valence, arousal) = (0, 0); -inf where either is not annotated."""
+    va = np.array([[s.extra.get("valence"), s.extra.get("arousal")] for s in samples], dtype=float).reshape(-1, 2)
+    return np.where(np.isnan(va).any(1), -np.inf, np.hypot(*np.nan_to_num(va).T))
+
+
+def strongest_by_valence_arousal(samples: list[Sample], share: float, report: SkipReport | None = None) -> list[int]:
+    """Indices (in order) of every neutral face and, of each expression, the ceil(share * n) of its n faces
+    farthest from neutral in (valence, arousal): StarGAN then learns its strongest examples, which AffectNet's
+    annotations name without any model's judgement. Faces without both annotations are never chosen; what is
+    left out is counted in ``report``."""
+    strength = valence_arousal_strength(samples)
+    labels = np.array([s.label for s in samples])
+    kept = list(np.flatnonzero(labels == NEUTRAL))
+    for label in sorted(set(labels.tolist()) - {NEUTRAL}):
+        idx = np.flatnonzero(labels == label)
+        ranked = idx[np.argsort(-strength[idx], kind="stable")]
+        chosen = ranked[:math.ceil(share * len(idx))]
+        chosen = chosen[np.isfinite(strength[chosen])]
+        kept += list(chosen)
+        if report is not None:
+            for i in sorted(set(idx) - set(chosen)):
+                report.skip("no valence-arousal annotation" if not np.isfinite(strength[i])
+                            else f"weaker than the strongest {share:g} of its expression (gan.stargan_strongest_share)",
+                            samples[i].path)
+    return sorted(int(i) for i in kept)
 
 
 def _resized(read: FrameReader, sample: Sample, size: int) -> tuple[np.ndarray | None, str]:

@@ -77,7 +77,8 @@ def train_gan(cfg: Config, model: str, resume: bool = True, progress: bool = Tru
         remove_stale_temporaries(folder)
     if not resume:
         (out_dir / "checkpoint.pt").unlink(missing_ok=True)
-    images, labels = gan_faces(cfg, database, labelled=model == "stargan")
+    images, labels = gan_faces(cfg, database, labelled=model == "stargan",
+                               strongest_share=cfg.gan.stargan_strongest_share if model == "stargan" else 1.0)
     trainer = stargan_config(cfg) if model == "stargan" else stylegan2_config(cfg)
     data = data_fingerprint(images, labels) if model == "stargan" else data_fingerprint(images)  # as the trainer
     ckpt = resumable_checkpoint(out_dir / "checkpoint.pt", trainer, data)  # a foreign one is set aside here
