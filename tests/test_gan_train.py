@@ -241,7 +241,7 @@ TRAIN_GAN_TINY = {"device": "cpu", "gan.resolution": 16, "gan.stargan_iters": 2,
 
 def test_train_gan_sets_a_foreign_checkpoint_aside_before_choosing_init(tmp_path, monkeypatch, capsys):
     images, labels = toy_faces()
-    monkeypatch.setattr(tg, "gan_faces", lambda cfg, database, labelled: (images, labels))
+    monkeypatch.setattr(tg, "gan_faces", lambda cfg, database, labelled, **_: (images, labels))
     cfg = load_config("quick", {**TRAIN_GAN_TINY, "results_dir": str(tmp_path / "results")})
     init = shutil.copyfile(tg.train_gan(cfg, "stargan", progress=False), tmp_path / "init.safetensors")
     other = load_config("quick", {**TRAIN_GAN_TINY, "results_dir": str(tmp_path / "results"), "gan.lambda_rec": 5.0})
