@@ -42,3 +42,15 @@ def test_init_shipped_carries_the_shipped_stargan_discriminator_on_the_default_p
     from fer_utils.gan.trainer import initial_networks, stargan_config
     networks, _ = initial_networks(SHIPPED["stargan"], "stargan", stargan_config(load_config("default")))
     assert sorted(networks) == ["D", "G"]  # --init shipped goes on without a fresh discriminator
+
+
+def test_the_default_preset_holds_the_shipped_stargans_last_run_settings():
+    """params/default.yaml says its gan settings are the shipped StarGAN's last run: `train-gan stargan --init
+    shipped` on it goes on as that run did (the schedule, stargan_iters and the save step, is each run's own)."""
+    entry = json.loads(PROVENANCE.read_text())[SHIPPED["stargan"].name]
+    schedule = {"stargan_iters", "stargan_model_save_step"}
+    stylegan2 = {key for key in entry["gan"] if key.startswith("stylegan2_") or key == "r1_gamma"}
+    preset = vars(load_config("default").gan)
+    differ = {key: (entry["gan"][key], preset[key]) for key in set(entry["gan"]) - schedule - stylegan2
+              if entry["gan"][key] != preset[key]}
+    assert not differ, f"shipped StarGAN's last run vs params/default.yaml: {differ}"
