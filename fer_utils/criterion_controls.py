@@ -43,7 +43,7 @@ from . import uncertainty
 from .config import Config, DataError
 from .criterion import synthetic_only_text, taught
 from .emotions import EMOTIONS
-from .gan.data import STARGAN_DOMAINS, gan_faces, gan_samples, valence_arousal_strength
+from .gan.data import STARGAN_DOMAINS, gan_faces, gan_samples, strongest_first, valence_arousal_strength
 from .gan.generate import IDENTITIES_PER_UNIT, split_of, write_identity
 from .gan.motion import ActingPeople
 from .gan.pipeline import Pipeline, latents, load_pipeline
@@ -102,10 +102,8 @@ def stargan_training_faces_strongest(cfg: Config, pipe: Pipeline, people: Acting
         raise DataError(f"data.affectnet: {len(samples)} training faces listed but {len(faces)} cropped (unreadable "
                         "images): their valence and arousal cannot be matched to the faces")
     strength = valence_arousal_strength(samples)
-    chosen = {}
-    for name in EMOTIONS:
-        idx = np.flatnonzero((labels == STARGAN_DOMAINS.index(name)) & np.isfinite(strength))
-        chosen[name] = idx[np.argsort(-strength[idx], kind="stable")]
+    chosen = {name: strongest_first(strength, np.flatnonzero(labels == STARGAN_DOMAINS.index(name)))
+              for name in EMOTIONS}
     return _per_expression(faces, labels, chosen)
 
 

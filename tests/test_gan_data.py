@@ -66,8 +66,28 @@ def test_strongest_share_keeps_every_neutral_and_each_expressions_strongest_in_o
     report = SkipReport("affectnet")
     assert gd.strongest_by_valence_arousal(samples, 0.5, report) == [1, 2, 4, 6, 7]
     assert sum(report.counts.values()) == 3 and report.counts["no valence-arousal annotation"] == 1
-    assert gd.strongest_by_valence_arousal(samples, 1.0) == [0, 1, 2, 4, 5, 6, 7]  # only the unannotated one out
-    assert gd.strongest_by_valence_arousal(samples, 0.01) == [1, 2, 6, 7]  # at least one of each expression
+    # at 1 only the unannotated face is out; at 0.01 one face of each expression is kept
+    assert gd.strongest_by_valence_arousal(samples, 1.0, SkipReport("a")) == [0, 1, 2, 4, 5, 6, 7]
+    assert gd.strongest_by_valence_arousal(samples, 0.01, SkipReport("a")) == [1, 2, 6, 7]
+
+
+def test_an_expression_without_valence_arousal_is_an_error_not_a_stargan_without_it():
+    """With no annotated face of an expression the share would drop the whole domain and StarGAN would train on
+    the others alone, silently; it names the setting, the expression and a file instead."""
+    samples = [_va_sample(0, NEUTRAL, 0.0, 0.0), _va_sample(1, 3, 0.5, 0.5), _va_sample(2, 0, float("nan"), 0.2)]
+    with pytest.raises(DataError, match=r"gan.stargan_strongest_share 0.5 .* none of the 1 angry .*f2.jpg"):
+        gd.strongest_by_valence_arousal(samples, 0.5, SkipReport("affectnet"))
+
+
+def test_changing_the_share_never_resumes_the_other_shares_checkpoint(world, tmp_path):
+    """Fault injection: a run trained on every face, then rerun with the strongest half, must start again on the
+    half (the checkpoint is pinned to the faces it learnt), not resume as if the data were the same."""
+    train_gan(world_cfg(world, tmp_path, **TINY_STARGAN), "stargan", progress=False)
+    cfg = world_cfg(world, tmp_path, **TINY_STARGAN, **{"gan.stargan_strongest_share": 0.5})
+    path = train_gan(cfg, "stargan", progress=False)
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    assert prov["resumed_from"] == 0 and prov["iterations"] == 3
+    assert prov["data"]["images"] == len(gan_faces(cfg, "affectnet", labelled=True, strongest_share=0.5)[0])
 
 
 def test_train_gan_learns_from_the_strongest_share_only(world, tmp_path):

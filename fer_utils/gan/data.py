@@ -83,8 +83,7 @@ def gan_samples(cfg: Config, database: str, labelled: bool, held_out: bool = Fal
     samples = [s for s in samples if (s.extra.get("split") in HELD_OUT) == held_out
                and not (labelled and s.label == CONTEMPT)]
     if strongest_share < 1:
-        kept = set(strongest_by_valence_arousal(samples, strongest_share, report))
-        samples = [s for i, s in enumerate(samples) if i in kept]
+        samples = [samples[i] for i in strongest_by_valence_arousal(samples, strongest_share, report)]
     return samples, report
 
 
@@ -94,25 +93,32 @@ def valence_arousal_strength(samples: list[Sample]) -> np.ndarray:
     return np.where(np.isnan(va).any(1), -np.inf, np.hypot(*np.nan_to_num(va).T))
 
 
-def strongest_by_valence_arousal(samples: list[Sample], share: float, report: SkipReport | None = None) -> list[int]:
+def strongest_first(strength: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The faces ``idx`` that have both annotations, farthest from neutral first (ties in list order)."""
+    idx = idx[np.isfinite(strength[idx])]
+    return idx[np.argsort(-strength[idx], kind="stable")]
+
+
+def strongest_by_valence_arousal(samples: list[Sample], share: float, report: SkipReport) -> list[int]:
     """Indices (in order) of every neutral face and, of each expression, the ceil(share * n) of its n faces
     farthest from neutral in (valence, arousal): StarGAN then learns its strongest examples, which AffectNet's
     annotations name without any model's judgement. Faces without both annotations are never chosen; what is
-    left out is counted in ``report``."""
+    left out is counted in ``report``; an expression left with no face is a ``DataError``."""
     strength = valence_arousal_strength(samples)
     labels = np.array([s.label for s in samples])
     kept = list(np.flatnonzero(labels == NEUTRAL))
     for label in sorted(set(labels.tolist()) - {NEUTRAL}):
         idx = np.flatnonzero(labels == label)
-        ranked = idx[np.argsort(-strength[idx], kind="stable")]
-        chosen = ranked[:math.ceil(share * len(idx))]
-        chosen = chosen[np.isfinite(strength[chosen])]
+        chosen = strongest_first(strength, idx)[:math.ceil(share * len(idx))]
+        if not len(chosen):
+            raise DataError(f"data.affectnet: gan.stargan_strongest_share {share:g} ranks faces by valence and "
+                            f"arousal, but none of the {len(idx)} {ALL_LABELS[label]} training faces has both "
+                            f"(e.g. {samples[idx[0]].path}); set it to 1 to learn from every face")
         kept += list(chosen)
-        if report is not None:
-            for i in sorted(set(idx) - set(chosen)):
-                report.skip("no valence-arousal annotation" if not np.isfinite(strength[i])
-                            else f"weaker than the strongest {share:g} of its expression (gan.stargan_strongest_share)",
-                            samples[i].path)
+        for i in sorted(set(idx) - set(chosen)):
+            report.skip("no valence-arousal annotation" if not np.isfinite(strength[i])
+                        else f"weaker than the strongest {share:g} of its expression (gan.stargan_strongest_share)",
+                        samples[i].path)
     return sorted(int(i) for i in kept)
 
 
